@@ -1,0 +1,231 @@
+"""The ``rnnkit`` command: parse, call the library, print. No logic of its own.
+
+Exit codes: 0 success, 1 failure at run time, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from rnnkit import __version__
+from rnnkit.cli.options import add_training_options, collect
+from rnnkit.errors import RnnkitError
+
+DEMOS = ("sine", "adder", "seeded", "sunspots")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors exit 2 too
+        self.print_usage(sys.stderr)
+        print(f"rnnkit: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(payload), indent=2))
+    else:
+        print(text)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, float):
+        return None if o != o or o in (float("inf"), float("-inf")) else o
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_jsonable(v) for v in o]
+    if hasattr(o, "tolist"):
+        return _jsonable(o.tolist())
+    return o
+
+
+def _default_out(data: str, target: str | None) -> str:
+    stem = os.path.splitext(os.path.basename(data))[0] or "run"
+    return os.path.join("runs", f"{stem}-{target}" if target else stem)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    target = args.target.split(",") if args.target and "," in args.target else args.target
+    features = args.features.split(",") if args.features else None
+    out = args.out or _default_out(args.data, args.target)
+    run = rnnkit.fit(args.data, target=target, features=features, time=args.time,
+                     **collect(args))
+    folder = run.save(out)
+    notes = run.config.get("notes") or []
+    t = run.config["training"]
+    text = "\n".join([*notes, "", run.table(), "",
+                      f"trained {t['best_epoch']} epochs kept (stopped: {t['stop_reason']}) in "
+                      f"{t['seconds']:.1f} s", f"run saved to {folder}"])
+    _emit(args, {"run": str(folder), "metrics": run.metrics, "notes": notes}, text)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    run = rnnkit.load(args.run)
+    data = args.data
+    if data is None and run.config.get("source", {}).get("kind") == "file":
+        data = run.config["source"]["path"]
+    if data is None and run.config.get("source", {}).get("kind") == "demo":
+        from rnnkit import demos
+
+        run = demos.reattach(run)
+    metrics = run.evaluate(data) if data is not None or run._data is not None else run.metrics
+    _emit(args, metrics or {}, run.table() if metrics else "no metrics stored for this run")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    run = rnnkit.load(args.run)
+    pred = run.predict(args.data)
+    return _write_frame(args, pred)
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    run = rnnkit.load(args.run)
+    return _write_frame(args, run.forecast(args.steps, args.data))
+
+
+def _write_frame(args: argparse.Namespace, frame: Any) -> int:
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame.reshape(len(frame), -1))
+    if args.out:
+        frame.to_csv(args.out, index_label=frame.index.name or "index")
+        print(f"wrote {len(frame)} rows to {args.out}")
+    elif args.json:
+        print(json.dumps(_jsonable({"index": [str(i) for i in frame.index],
+                                    "columns": list(frame.columns),
+                                    "values": frame.to_numpy().tolist()}), indent=2))
+    else:
+        print(frame.to_string())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import rnnkit
+
+    try:
+        prompt = [float(x) for x in args.prompt.split(",")]
+    except ValueError:
+        from rnnkit.errors import DataError
+
+        raise DataError(f"--prompt {args.prompt!r}: expected numbers separated by commas, "
+                        "e.g. --prompt 0.1,0.5,-0.3") from None
+    run = rnnkit.load(args.run)
+    out = run.generate(prompt, args.steps)
+    values = [float(v) for v in out.reshape(len(out), -1)[:, 0]]
+    _emit(args, {"prompt": prompt, "generated": values},
+          "generated: " + ", ".join(f"{v:.6g}" for v in values))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rnnkit import demos
+
+    result = demos.run_demo(args.name, out=args.out, **collect(args))
+    _emit(args, result["metrics"], result["text"])
+    return 0
+
+
+EXAMPLES = {
+    "fit": "rnnkit fit sunspots.csv --target sunspot_number --out runs/sun",
+    "evaluate": "rnnkit evaluate runs/sun            # or: rnnkit evaluate runs/sun new.csv",
+    "predict": "rnnkit predict runs/sun new.csv --out predictions.csv",
+    "forecast": "rnnkit forecast runs/sun --steps 24 --out forecast.csv",
+    "generate": "rnnkit generate runs/seeded --prompt 0.1,0.5,-0.3,0.9,0.2 --steps 5",
+    "demo": "rnnkit demo adder --activation tanh   # see why tanh cannot add",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rnnkit", description="Recurrent neural networks that learn sequences and "
+                "just work.", epilog="example: " + EXAMPLES["fit"])
+    p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog="example: " + EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.add_argument("--json", action="store_true", help="machine-readable output")
+        return c
+
+    c = command("fit", "Train a model on a CSV/Parquet series and save the run folder.")
+    c.add_argument("data", help="CSV or Parquet file")
+    c.add_argument("--target", help="column(s) to predict, comma-separated")
+    c.add_argument("--features", help="extra input columns, comma-separated")
+    c.add_argument("--time", help="time column (default: detected)")
+    c.add_argument("--out", help="run folder (default runs/<file>-<target>)")
+    add_training_options(c)
+    c.set_defaults(func=cmd_fit)
+
+    c = command("evaluate", "Metrics of a saved run next to the baselines.")
+    c.add_argument("run")
+    c.add_argument("data", nargs="?", help="data to evaluate on (default: the fitted data)")
+    c.set_defaults(func=cmd_evaluate)
+
+    c = command("predict", "One-step predictions for every row of a table.")
+    c.add_argument("run")
+    c.add_argument("data")
+    c.add_argument("--out", help="write a CSV here instead of printing")
+    c.set_defaults(func=cmd_predict)
+
+    c = command("forecast", "Continue the series past its end.")
+    c.add_argument("run")
+    c.add_argument("--steps", type=int, required=True)
+    c.add_argument("--data", help="history to continue (default: the fitted series)")
+    c.add_argument("--out", help="write a CSV here instead of printing")
+    c.set_defaults(func=cmd_forecast)
+
+    c = command("generate", "Continue a sequence from seed values.")
+    c.add_argument("run")
+    c.add_argument("--prompt", required=True, help="seed values, comma-separated")
+    c.add_argument("--steps", type=int, required=True)
+    c.set_defaults(func=cmd_generate)
+
+    c = command("demo", "Run a founding problem end to end: " + ", ".join(DEMOS) + ".")
+    c.add_argument("name", choices=DEMOS)
+    c.add_argument("--out", help="run folder (default runs/<name>)")
+    add_training_options(c)
+    c.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RnnkitError as exc:
+        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one line, not a traceback from deep in a library
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        print(f"rnnkit: internal error: {type(exc).__name__}: {exc} (set RNNKIT_DEBUG=1 for "
+              "the traceback and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Training options shared by ``fit`` and ``demo``: one name in Python and on the CLI
+(``hidden_size`` <-> ``--hidden-size``). No torch import here: ``--help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.7,0.15,0.15, got "
+                                         f"{text!r}") from None
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() in ("none", "auto") else int(text)
+
+
+# name, type, help. Defaults live in the config dataclasses; None here means "not given".
+OPTIONS: list[tuple[str, Any, str]] = [
+    ("cell", str, "rnn, lstm or gru (default lstm)"),
+    ("activation", str, "rnn only: tanh, relu, identity, softplus, ... (default tanh)"),
+    ("hidden_size", int, "hidden units per layer (default 32)"),
+    ("num_layers", int, "stacked recurrent layers (default 1)"),
+    ("dropout", float, "dropout between layers, needs num_layers >= 2 (default 0)"),
+    ("window", _int_or_none, "input window length (default: from the detected period)"),
+    ("horizon", int, "values forecast per window (default 1)"),
+    ("shape", str, "window, next, seq2one or continuation (default window for series)"),
+    ("warmup", int, "next-step shape: unscored priming steps (default 0)"),
+    ("scaler", str, "standard, minmax or none (default standard)"),
+    ("transform", str, "auto, diff or none: diff predicts changes (default auto)"),
+    ("period", int, "seasonal period (default: detected from the autocorrelation)"),
+    ("split", _split, "train,validation,test fractions by time (default 0.7,0.15,0.15)"),
+    ("epochs", int, "maximum epochs (default 200)"),
+    ("batch_size", int, "batch size (default 64)"),
+    ("lr", float, "Adam learning rate (default 3e-3)"),
+    ("seed", int, "random seed; same seed gives identical weights on CPU (default 0)"),
+    ("early_stopping", int, "patience in epochs on validation loss; 0 = off (default 20)"),
+    ("lr_patience", int, "epochs without improvement before halving lr (default 8)"),
+    ("clip", float, "gradient-norm clipping (default 1.0)"),
+    ("objective", str, "auto, teacher, last or closed_loop (default auto)"),
+    ("max_seconds", float, "stop training after this many seconds"),
+]
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training options")
+    for name, typ, help_text in OPTIONS:
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=help_text)
+    g.add_argument("--no-linear-path", dest="linear_path", action="store_false", default=None,
+                   help="drop the linear path beside the recurrent one")
+    g.add_argument("--fill", choices=["ffill", "interpolate", "drop"], default=None,
+                   help="how to fill missing values (default: refuse them)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user actually gave, by their Python names."""
+    names = [o[0] for o in OPTIONS] + ["linear_path", "fill"]
+    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "quiet", False):
+        out["quiet"] = True
+    return out

@@ -1,0 +1,209 @@
+"""Configuration as small dataclasses, one per concern, each checking itself.
+
+The effective configuration of a fit is written into the run folder (``config.json``) and is
+everything needed to rebuild the model and its data pipeline. Option names are the same in
+Python and on the command line (``hidden_size`` <-> ``--hidden-size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from rnnkit.errors import ConfigError, did_you_mean
+
+CELLS = ("rnn", "lstm", "gru")
+SHAPES = ("window", "next", "seq2one", "continuation")
+SCALERS = ("standard", "minmax", "none")
+TRANSFORMS = ("auto", "diff", "none")
+FILLS = ("ffill", "interpolate", "drop")
+OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{name}={value!r} is not supported; expected one of {', '.join(choices)}."
+            + did_you_mean(str(value), choices)
+        )
+
+
+def _positive(name: str, value: Any, *, allow_none: bool = False, zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    low = 0 if zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}.")
+
+
+@dataclass
+class DataConfig:
+    """How the data becomes input/target pairs.
+
+    shape: ``window`` (W past values -> next ``horizon`` values, for series), ``next`` (every
+    step predicts the next one, first ``warmup`` steps unscored), ``seq2one`` (a variable-length
+    sequence -> one value), ``continuation`` (``prompt_length`` seeds -> the rest, generated).
+    ``window=None`` picks the window from the detected period; ``transform='auto'`` uses ``diff``
+    when the training part has a strong linear trend.
+    """
+
+    shape: str = "window"
+    target: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    time: str | None = None
+    fill: str | None = None
+    window: int | None = None
+    horizon: int = 1
+    warmup: int = 0
+    prompt_length: int = 0
+    scaler: str = "standard"
+    transform: str = "auto"
+    period: int | None = None
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+
+    def __post_init__(self) -> None:
+        _choice("shape", self.shape, SHAPES)
+        _choice("scaler", self.scaler, SCALERS)
+        _choice("transform", self.transform, TRANSFORMS)
+        if self.fill is not None:
+            _choice("fill", self.fill, FILLS)
+        _positive("window", self.window, allow_none=True)
+        _positive("horizon", self.horizon)
+        _positive("warmup", self.warmup, zero=True)
+        _positive("prompt_length", self.prompt_length, zero=True)
+        if self.period is not None:
+            _positive("period", self.period)
+        self.split = tuple(float(s) for s in self.split)  # type: ignore[assignment]
+        bad_sum = abs(sum(self.split) - 1) > 1e-6
+        if len(self.split) != 3 or any(s < 0 for s in self.split) or bad_sum:
+            raise ConfigError(
+                f"split={self.split!r} must be three non-negative fractions (train, validation, "
+                "test) that add up to 1, for example 0.7,0.15,0.15."
+            )
+        if self.split[0] <= 0:
+            raise ConfigError("split: the training fraction must be above 0.")
+
+
+@dataclass
+class ModelConfig:
+    """The network: a recurrent encoder and a linear head, plus an optional linear path.
+
+    cell: rnn, lstm or gru. activation (rnn only): tanh, relu, identity or any elementwise
+    function of ``torch`` / ``torch.nn.functional`` by name (softplus, sigmoid, gelu, ...).
+    head: ``step`` (one output per time step) or ``last`` (``horizon`` outputs from the last
+    real step). linear_path adds a linear map of the inputs beside the recurrent path (the
+    window for ``last`` heads, the current input for ``step`` heads).
+    """
+
+    cell: str = "lstm"
+    activation: str = "tanh"
+    hidden_size: int = 32
+    num_layers: int = 1
+    dropout: float = 0.0
+    input_size: int = 1
+    output_size: int = 1
+    head: str = "last"
+    horizon: int = 1
+    window: int | None = None
+    linear_path: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("cell", self.cell, CELLS)
+        _choice("head", self.head, ("step", "last"))
+        _positive("hidden_size", self.hidden_size)
+        if self.hidden_size > 65536:
+            raise ConfigError(f"hidden_size={self.hidden_size} is absurdly large; use <= 65536.")
+        _positive("num_layers", self.num_layers)
+        if self.num_layers > 64:
+            raise ConfigError(f"num_layers={self.num_layers} is absurdly large; use <= 64.")
+        _positive("input_size", self.input_size)
+        _positive("output_size", self.output_size)
+        _positive("horizon", self.horizon)
+        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout={self.dropout!r} must be a number in [0, 1).")
+        if self.dropout > 0 and self.num_layers == 1:
+            raise ConfigError(
+                f"dropout={self.dropout} acts between recurrent layers, and num_layers=1 has "
+                "none; set num_layers >= 2 or dropout=0."
+            )
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise ConfigError(
+                f"activation={self.activation!r} applies to cell='rnn' only; {self.cell} has "
+                "fixed gate activations. Use cell='rnn' or drop the activation option."
+            )
+        if self.linear_path and self.head == "last" and not self.window:
+            raise ConfigError("linear_path with head='last' needs the window length.")
+
+
+@dataclass
+class TrainConfig:
+    """How the model is trained.
+
+    early_stopping is the patience in epochs on the validation loss (0 turns it off); the best
+    weights are restored at the end. lr_patience epochs without improvement halve the learning
+    rate. objective ``auto`` picks teacher-forced per-step loss for ``next``, last-step loss for
+    ``window``/``seq2one`` and closed-loop generation for ``continuation``.
+    """
+
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    early_stopping: int = 20
+    lr_patience: int = 8
+    clip: float | None = 1.0
+    weight_decay: float = 0.0
+    objective: str = "auto"
+    quiet: bool = False
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        _positive("early_stopping", self.early_stopping, zero=True)
+        _positive("lr_patience", self.lr_patience, zero=True)
+        _positive("seed", self.seed, zero=True)
+        _choice("objective", self.objective, OBJECTIVES)
+        if not isinstance(self.lr, int | float) or not 0 < self.lr < 10:
+            raise ConfigError(f"lr={self.lr!r} must be a number in (0, 10); try 1e-3.")
+        if self.clip is not None and not self.clip > 0:
+            raise ConfigError(f"clip={self.clip!r} must be positive, or None for no clipping.")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """JSON-ready dict of a config dataclass."""
+    out = asdict(obj)
+    for k, v in out.items():
+        if isinstance(v, tuple):
+            out[k] = list(v)
+    return out
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from ``to_dict`` output, refusing unknown keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}.")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown option(s) {unknown}.")
+    kwargs = dict(data)
+    if "split" in kwargs and isinstance(kwargs["split"], list):
+        kwargs["split"] = tuple(kwargs["split"])
+    return cls(**kwargs)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """Route flat user options (``fit(..., hidden_size=64)``) to data, model and train configs."""
+    groups: tuple[dict, dict, dict] = ({}, {}, {})
+    owners = [{f.name for f in fields(c)} for c in (DataConfig, ModelConfig, TrainConfig)]
+    every = set().union(*owners)
+    for key, value in options.items():
+        placed = False
+        for group, names in zip(groups, owners, strict=True):
+            if key in names:
+                group[key] = value
+                placed = True
+        if not placed:
+            raise ConfigError(f"unknown option {key!r}." + did_you_mean(key, sorted(every)))
+    return groups

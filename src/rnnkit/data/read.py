@@ -1,0 +1,368 @@
+"""Read a table of numbers from a file, DataFrame, Series, array or list, checked before use.
+
+``read_table`` is the one entry point. It either returns a :class:`Table` whose ``values`` are
+finite float32, or raises :class:`~rnnkit.errors.DataError` with a one-line message naming the
+source, column, 1-based data row (and file line), the offending value and the fix. Parser errors
+from csv, pandas or Unicode decoding never escape as such.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data.validate import (
+    FILLS,
+    Origin,
+    apply_fill,
+    check_names,
+    looks_like_dates,
+    looks_numeric,
+    parse_dates,
+    parse_text,
+    show,
+    to_float,
+)
+from rnnkit.errors import ConfigError, DataError, did_you_mean
+
+# A first column with one of these (lower-cased) names is taken as time when its values parse.
+TIME_NAMES = frozenset(
+    ("date", "time", "datetime", "timestamp", "ds", "month", "year", "quarter", "week", "day",
+     "period")
+)  # fmt: skip
+
+
+@dataclass
+class Table:
+    """Validated numbers ready for a model.
+
+    Attributes:
+        values: ``(n_rows, n_targets + n_features)`` float32, all finite, C-contiguous; targets
+            first, then features.
+        targets: target column names, in the order the user gave.
+        features: feature column names.
+        index: ``DatetimeIndex`` when a time column (or a DataFrame's DatetimeIndex) was used,
+            else ``RangeIndex(n_rows)``.
+        source: display name: the file path as given, ``"<DataFrame>"``, ``"<array>"``, ...
+        notes: sentences about what was done (time column used, values filled, rows dropped).
+    """
+
+    values: np.ndarray
+    targets: list[str]
+    features: list[str]
+    index: pd.Index
+    source: str
+    notes: list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the columns of ``values``: targets then features."""
+        return self.targets + self.features
+
+
+@dataclass
+class _Raw:
+    """Cells as read, before any column is chosen or converted."""
+
+    origin: Origin
+    names: list[str]
+    columns: dict[str, np.ndarray]
+    index: pd.DatetimeIndex | None = None  # a DataFrame's own DatetimeIndex
+    sniffed: bool = True  # False when the delimiter was a fallback guess
+
+    @property
+    def source(self) -> str:
+        return self.origin.source
+
+
+def read_table(
+    source: str | Path | pd.DataFrame | pd.Series | np.ndarray | list,
+    target: str | Sequence[str] | None = None,
+    features: str | Sequence[str] | None = None,
+    time: str | None = None,
+    fill: str | None = None,
+) -> Table:
+    """Read and validate a table of numbers.
+
+    Args:
+        source: a path to ``.csv``/``.txt`` (delimiter sniffed among ``, ; tab |``), ``.tsv``
+            (tab) or ``.parquet``/``.pq`` (needs pyarrow); other suffixes are read as CSV. Or a
+            DataFrame, a Series (column named after it, or ``"value"``), a 1-D array or list
+            (column ``"value"``) or a 2-D one (columns ``"x0"``, ``"x1"``, ...).
+        target: column name(s) to predict. None: the only numeric column left once the time
+            column and features are set aside, else DataError listing the numeric columns.
+        features: extra numeric input columns. Default none.
+        time: column parsed as dates and used as the index (not a value). None: the first column
+            is used when it is not a target or feature and is named like a time (``date``,
+            ``month``, ``year``, ``quarter``, ...) or holds non-numeric strings that all parse as
+            dates; when that parse fails the rows are just numbered.
+        fill: what to do with missing cells in the chosen columns: None (error), ``"ffill"``,
+            ``"interpolate"`` or ``"drop"``. Infinity is never filled.
+
+    Booleans are numbers (0/1) only in a boolean-dtype column; a DataFrame's DatetimeIndex is kept
+    as the index when no time column is used.
+
+    Returns:
+        Table with float32 ``values`` of shape ``(rows, len(targets) + len(features))``.
+
+    Raises:
+        DataError: the input cannot be used as given (see the message).
+        ConfigError: ``fill`` is not one of the policies above.
+
+    Example:
+        >>> read_table([1.0, 2.5, 4.0]).values.shape
+        (3, 1)
+    """
+    if fill is not None and fill not in FILLS:
+        raise ConfigError(
+            f"fill={fill!r} is not supported; expected one of None, 'ffill', 'interpolate', "
+            f"'drop'.{did_you_mean(str(fill), FILLS)}"
+        )
+    try:
+        raw = _load(source)
+        return _select(raw, _as_names(target), _as_names(features), time, fill)
+    except DataError as error:
+        message = str(error)
+        if message.isprintable():
+            raise
+        # Names and cells can hold line breaks or control characters; messages stay one line.
+        escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        raise DataError(escaped) from None
+
+
+def _as_names(names: str | Sequence[str] | None) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        return [str(names)]  # a DataFrame's column may be named 0
+    return [str(name) for name in names]
+
+
+def _select(
+    raw: _Raw, targets: list[str], features: list[str], time: str | None, fill: str | None
+) -> Table:
+    """Choose the time, target and feature columns of ``raw`` and validate their cells."""
+    targets = [_resolve(raw, name, "target") for name in targets]
+    features = [_resolve(raw, name, "features") for name in features]
+    notes: list[str] = []
+    time_column, index = _time_index(raw, time, targets + features, notes)
+    if not targets:
+        targets = [_guess_target(raw, {time_column, *features})]
+    chosen = targets + features
+    for name in chosen:
+        if chosen.count(name) > 1:
+            raise DataError(
+                f"{raw.source}: column '{name}' is requested twice (as target and/or feature); "
+                f"name each column once."
+            )
+    matrix = np.column_stack([to_float(raw.columns[n], n, raw.origin) for n in chosen])
+    matrix, kept, fill_notes = apply_fill(matrix, chosen, fill, raw.origin)
+    values = np.ascontiguousarray(matrix, dtype=np.float32)  # in range: to_float checked
+    if not np.isfinite(values).all():  # guards the contract; the checks above should prevent it
+        raise DataError(f"{raw.source}: values are not finite after validation; please report.")
+    if index is None:
+        index = pd.RangeIndex(len(kept))
+    elif len(kept) < len(index):
+        index = index[kept]
+    return Table(values, targets, features, index, raw.source, notes + fill_notes)
+
+
+def _resolve(raw: _Raw, name: str, role: str) -> str:
+    """Return the header name matching ``name`` (exactly, else ignoring spaces) or raise."""
+    if name in raw.columns:
+        return name
+    if name.strip() in raw.columns:
+        return name.strip()
+    hint = ""
+    if not raw.sniffed:
+        for delimiter in ";\t|":
+            if any(delimiter in column for column in raw.names):
+                hint = f" Hint: the file may use {delimiter!r} as delimiter, not ','."
+                break
+    suggestion = did_you_mean(name, raw.names) or "."
+    raise DataError(
+        f"column '{name}' not found in {raw.source}; available: [{', '.join(raw.names)}]"
+        f"{suggestion} Pass one of these names as --{role}/{role}=.{hint}"
+    )
+
+
+def _time_index(
+    raw: _Raw, time: str | None, requested: list[str], notes: list[str]
+) -> tuple[str | None, pd.DatetimeIndex | None]:
+    """Return ``(time column or None, DatetimeIndex or None)``, explicit or auto-detected."""
+    if time is not None:
+        name = _resolve(raw, str(time), "time")
+        if name in requested:
+            raise DataError(
+                f"{raw.source}: column '{name}' cannot be both the time column and a "
+                f"target/feature; pass another time= column."
+            )
+        index, bad = parse_dates(raw.columns[name])
+        if index is None:
+            raise DataError(
+                f"{raw.source}: time column '{name}' {raw.origin.row(bad)} has "
+                f"{show(raw.columns[name][bad])}, which is not a date; expected dates like "
+                f"2020-01-31, 2020-01, 1959Q1 or 1871. Fix the cell or pass another time= column."
+            )
+        return name, index.rename(name)
+    first = raw.names[0]
+    cells = raw.columns[first]
+    if first in requested:
+        return None, raw.index
+    by_name = first.strip().lower() in TIME_NAMES
+    if not by_name and not looks_like_dates(cells):
+        return None, raw.index
+    index, bad = parse_dates(cells)
+    if index is None:
+        if by_name:
+            notes.append(
+                f"column '{first}' was not used as time index: {raw.origin.row(bad)} has "
+                f"{show(cells[bad])}, which is not a date; rows are numbered instead"
+            )
+        return None, raw.index
+    span = " to ".join(str(t).removesuffix(" 00:00:00") for t in (index[0], index[-1]))
+    notes.append(f"used column '{first}' as time index ({span})")
+    return first, index.rename(first)
+
+
+def _guess_target(raw: _Raw, exclude: set[str | None]) -> str:
+    """Return the only candidate column, or the only numeric one, or raise."""
+    candidates = [name for name in raw.names if name not in exclude]
+    if len(candidates) == 1:
+        return candidates[0]
+    numeric = [name for name in candidates if looks_numeric(raw.columns[name])]
+    if len(numeric) == 1:
+        return numeric[0]
+    found = f"no numeric column among [{', '.join(candidates)}]"
+    if numeric:
+        found = f"{len(numeric)} numeric columns [{', '.join(numeric)}]"
+    raise DataError(
+        f"{raw.source}: cannot tell which column to predict: {found}; pass --target NAME "
+        f"(target='NAME' in Python)."
+    )
+
+
+def _load(source: object) -> _Raw:
+    """Turn any supported source into cells per column."""
+    if isinstance(source, str | Path):
+        return _load_path(source)
+    if isinstance(source, pd.DataFrame):
+        return _from_frame(source, "<DataFrame>")
+    if isinstance(source, pd.Series):
+        name = "value" if source.name is None else str(source.name)
+        return _from_frame(source.to_frame(name), "<Series>")
+    if isinstance(source, np.ndarray | list | tuple):
+        label = "<array>" if isinstance(source, np.ndarray) else "<list>"
+        try:
+            array = source if isinstance(source, np.ndarray) else np.array(source, dtype=object)
+        except ValueError:
+            raise DataError(
+                f"{label}: rows have different lengths; expected a flat list of numbers or a "
+                f"list of equal-length rows."
+            ) from None
+        if array.ndim == 1:
+            return _from_frame(pd.DataFrame({"value": array}), label)
+        if array.ndim == 2:
+            frame = pd.DataFrame({f"x{j}": array[:, j] for j in range(array.shape[1])})
+            return _from_frame(frame, label)
+        raise DataError(
+            f"{label}: got {array.ndim} dimensions (shape {array.shape}); expected 1-D "
+            f"(one column) or 2-D (rows x columns)."
+        )
+    raise DataError(
+        f"cannot read a {type(source).__name__}; expected a file path, a pandas DataFrame or "
+        f"Series, a numpy array or a list of numbers."
+    )
+
+
+def _from_frame(frame: pd.DataFrame, label: str) -> _Raw:
+    """Cells of an in-memory DataFrame; its DatetimeIndex (or PeriodIndex) is kept."""
+    names = [str(name) for name in frame.columns]
+    check_names(names, label)
+    if not names:
+        raise DataError(f"{label} has no columns; expected at least one column of numbers.")
+    if len(frame) == 0:
+        raise DataError(f"{label} has 0 data rows; expected at least one row of numbers.")
+    columns = {name: _cells(frame.iloc[:, j]) for j, name in enumerate(names)}
+    index = frame.index
+    if isinstance(index, pd.PeriodIndex):
+        index = index.to_timestamp()
+    dates = index if isinstance(index, pd.DatetimeIndex) and not index.hasnans else None
+    return _Raw(Origin(label), names, columns, dates)
+
+
+def _cells(column: pd.Series) -> np.ndarray:
+    """A column as float64 (NaN = missing) when numeric or boolean dtype, else as object cells."""
+    kind = pd.api.types
+    if kind.is_bool_dtype(column.dtype) or (
+        kind.is_numeric_dtype(column.dtype) and not kind.is_complex_dtype(column.dtype)
+    ):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return column.to_numpy(dtype=object)
+
+
+def _load_path(source: str | Path) -> _Raw:
+    """Read a CSV/TSV/text or Parquet file, turning every failure into a DataError."""
+    display = str(source)
+    path = Path(source)
+    if path.is_dir():
+        raise DataError(f"{display} is a directory, not a file; pass the path of a CSV file.")
+    if not path.exists():
+        raise DataError(f"file not found: {display}; check the path (relative to {Path.cwd()}).")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _load_parquet(path, display)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read {display}: {error.strerror or error}.") from None
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else None
+    names, columns, origin, sniffed = parse_text(_decode(data, display), display, delimiter)
+    return _Raw(origin, names, columns, sniffed=sniffed)
+
+
+def _load_parquet(path: Path, display: str) -> _Raw:
+    if importlib.util.find_spec("pyarrow") is None:
+        raise DataError(f"reading {display} needs pyarrow: pip install pyarrow")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as error:  # ArrowInvalid is a ValueError
+        raise DataError(
+            f"{display}: cannot read as Parquet ({type(error).__name__}: {error}); check that "
+            f"it is a complete Parquet file."
+        ) from None
+    if len(frame) == 0:
+        raise DataError(f"{display}: file has a header but 0 data rows; expected at least one.")
+    return _from_frame(frame, display)
+
+
+def _decode(data: bytes, display: str) -> str:
+    """Return the file's text without a UTF-8 BOM; NUL bytes and bad encodings raise."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{display}: file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8).")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{display}: line {_line_at(data, nul)} contains a NUL byte (\\x00); the file may be "
+            f"binary or corrupted. Remove the NUL characters or re-export it as CSV text."
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{display}: line {_line_at(data, error.start)} is not valid UTF-8 (byte "
+            f"0x{data[error.start]:02x}); save the file as UTF-8."
+        ) from None
+    if not text.strip():
+        raise DataError(f"{display}: file is empty; expected a header line and rows of numbers.")
+    return text
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset``, counting \\n, \\r\\n and \\r endings."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1

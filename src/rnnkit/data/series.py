@@ -1,0 +1,190 @@
+"""The series pipeline: a table of rows over time -> scaled windows -> predictions in its units.
+
+Rows are split by time (train / validation / test). A forecast from origin ``o`` (the last row
+it sees) targets rows ``o+1 .. o+horizon`` and belongs to the split holding all of those rows.
+With ``diff`` the targets become changes ``y[t] - y[t-1]`` (features stay levels) and the
+predictions are integrated back from the last observed level, so trending series extrapolate.
+Scalers are fit on the training rows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnnkit.config import DataConfig
+from rnnkit.data.pairs import Pairs, series_windows
+from rnnkit.data.scale import Scaler
+from rnnkit.data.stats import detect_period, trend_strength
+from rnnkit.errors import DataError
+
+TREND_R2 = 0.5  # a linear trend explaining half the variance makes level targets extrapolate
+
+
+@dataclass
+class SeriesPipeline:
+    """Everything needed to turn rows into pairs and predictions back into original units."""
+
+    targets: list[str]
+    features: list[str]
+    shape: str  # "window" or "next"
+    window: int
+    horizon: int
+    warmup: int
+    diff: bool
+    period: int | None
+    scaler: Scaler
+    split_fracs: tuple[float, float, float]
+    trend_r2: float
+    train_rows: int = 0  # rows in the training split of the fitted table
+
+    # --- building --------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        values: np.ndarray,
+        targets: list[str],
+        features: list[str],
+        cfg: DataConfig,
+        source: str = "data",
+    ) -> SeriesPipeline:
+        """Choose window, transform and period from the training rows, then fit the scaler."""
+        n = values.shape[0]
+        o = len(targets)
+        train_end = round(n * cfg.split[0])
+        head = values[:train_end, 0].astype(np.float64)
+        r2 = max(trend_strength(values[:train_end, j]) for j in range(o)) if train_end > 2 else 0.0
+        diff = cfg.transform == "diff" or (cfg.transform == "auto" and r2 >= TREND_R2)
+        period = cfg.period if cfg.period is not None else detect_period(head)
+        shift = int(diff)
+        window = cfg.window
+        if window is None:
+            window = min(max(period or 16, 8), 256)
+            # leave enough training windows for the fit to mean something
+            window = max(2, min(window, (train_end - cfg.horizon - shift) // 3))
+        need = window + cfg.horizon + shift
+        if n < need:
+            raise DataError(
+                f"{source}: the series has {n} rows, but window {window} + horizon {cfg.horizon}"
+                f"{' + 1 (diff)' if diff else ''} needs at least {need}; use a smaller --window "
+                "or a longer series."
+            )
+        pipe = cls(
+            list(targets),
+            list(features),
+            "next" if cfg.shape == "next" else "window",
+            window,
+            cfg.horizon,
+            min(cfg.warmup, window - 1),
+            diff,
+            period,
+            Scaler("none", [], []),
+            tuple(cfg.split),
+            r2,
+            train_end,
+        )
+        if len(pipe.origins("train", n)) == 0:
+            raise DataError(
+                f"{source}: the training split ({train_end} of {n} rows) is shorter than window "
+                f"{window} + horizon {cfg.horizon}{' + 1 (diff)' if diff else ''}; use a smaller "
+                "--window or a larger training fraction."
+            )
+        work = pipe._working(values)
+        pipe.scaler = Scaler.fit(cfg.scaler, work[: train_end - shift])
+        return pipe
+
+    def _working(self, values: np.ndarray) -> np.ndarray:
+        """Rows in model space before scaling: target changes (with diff) and features."""
+        v = np.asarray(values, dtype=np.float64)
+        if not self.diff:
+            return v
+        o = len(self.targets)
+        return np.concatenate([np.diff(v[:, :o], axis=0), v[1:, o:]], axis=1)
+
+    # --- origins and pairs -----------------------------------------------------------------
+    def bounds(self, n: int) -> tuple[int, int]:
+        """(train_end, val_end) row indices for a table of ``n`` rows."""
+        a, b, _ = self.split_fracs
+        return round(n * a), round(n * (a + b))
+
+    def origins(self, split: str, n: int) -> np.ndarray:
+        """Origins of every complete forecast in ``split`` (train, val, test or all)."""
+        train_end, val_end = self.bounds(n)
+        h = self.horizon
+        first = self.window - 1 + int(self.diff)
+        lo, hi = {
+            "train": (first, train_end - h - 1),
+            "val": (max(first, train_end - 1), val_end - h - 1),
+            "test": (max(first, val_end - 1), n - h - 1),
+            "all": (first, n - h - 1),
+        }[split]
+        return np.arange(lo, hi + 1, dtype=np.int64)
+
+    def tensor(self, values: np.ndarray) -> torch.Tensor:
+        """The scaled working series as one float32 tensor (rows, F); windows are views of it."""
+        return torch.from_numpy(self.scaler.transform(self._working(values)))
+
+    def pairs(self, data: torch.Tensor, origins: np.ndarray) -> Pairs:
+        """Pairs for ``origins`` (original row indices) over ``tensor(values)``."""
+        o = len(self.targets)
+        w = origins - int(self.diff)  # working-row index of each origin
+        if self.shape == "window":
+            return series_windows(data, o, self.window, self.horizon, w)
+        # next step: chunks of window + 1 rows; inputs are rows 0..W-1, targets rows 1..W
+        chunks = data.unfold(0, self.window + 1, 1).permute(0, 2, 1)  # (M, W+1, F) view
+        start = w - self.window + 1
+        if len(w) and np.all(np.diff(w) == 1):
+            sel = chunks[int(start[0]) : int(start[-1]) + 1]
+        else:
+            sel = chunks[torch.as_tensor(start, dtype=torch.int64)]
+        mask = (torch.arange(self.window) >= self.warmup).expand(len(w), self.window)
+        return Pairs(sel[:, :-1], sel[:, 1:, :o], mask)
+
+    # --- back to original units ------------------------------------------------------------
+    def to_levels(self, pred: np.ndarray, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """Scaled model outputs (N, H, O) -> forecasts of rows origin+1.. in original units."""
+        o = len(self.targets)
+        out = self.scaler.inverse(pred, slice(0, o))
+        if self.diff:
+            base = np.asarray(values, dtype=np.float64)[origins, :o]  # (N, O) last seen level
+            out = base[:, None, :] + np.cumsum(out, axis=1)
+        return out
+
+    def min_rows(self) -> int:
+        """Fewest rows a table must have to give one forecast."""
+        return self.window + int(self.diff) + self.horizon
+
+    def to_json(self) -> dict:
+        return {
+            "targets": self.targets,
+            "features": self.features,
+            "shape": self.shape,
+            "window": self.window,
+            "horizon": self.horizon,
+            "warmup": self.warmup,
+            "diff": self.diff,
+            "period": self.period,
+            "scaler": self.scaler.to_json(),
+            "split": list(self.split_fracs),
+            "trend_r2": self.trend_r2,
+            "train_rows": self.train_rows,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> SeriesPipeline:
+        return cls(
+            list(d["targets"]),
+            list(d["features"]),
+            str(d["shape"]),
+            int(d["window"]),
+            int(d["horizon"]),
+            int(d["warmup"]),
+            bool(d["diff"]),
+            None if d["period"] is None else int(d["period"]),
+            Scaler.from_json(d["scaler"]),
+            tuple(float(s) for s in d["split"]),
+            float(d["trend_r2"]),
+            int(d.get("train_rows", 0)),
+        )

@@ -1,0 +1,37 @@
+"""sunspots: one-step forecasting of the monthly sunspot number (the embedded default).
+
+Fitted on rnnkit's defaults only: the window comes from the detected ~11-year cycle.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+TARGET = "sunspot_number"
+
+
+def csv_path() -> Path:
+    return Path(str(resources.files("rnnkit") / "datasets" / "sunspots_monthly.csv"))
+
+
+def data_for(run: Any) -> dict:
+    from rnnkit.data.read import read_table
+
+    t = read_table(csv_path(), target=TARGET)
+    return {"values": t.values, "index": t.index}
+
+
+def run(folder: Path, **overrides: Any) -> dict:
+    import rnnkit
+
+    fit = rnnkit.fit(csv_path(), target=TARGET, **overrides)
+    fit.config["source"] = {"kind": "demo", "name": "sunspots", "path": str(csv_path())}
+    metrics = fit.metrics
+    fit.save(folder)
+    s = metrics["split"]
+    text = "\n".join([
+        f"monthly sunspots, {s['rows']} rows; window {s['window']} (period detected: "
+        f"{s['period']}), test {s['test'][0]} .. {s['test'][1]}", "", fit.table()])
+    return {"run": fit, "metrics": metrics, "text": text}

@@ -1,0 +1,230 @@
+"""Baselines printed next to every model, pure numpy.
+
+Two interfaces:
+
+* :func:`forecast_baselines` — origin-based forecasts of one univariate series in original units,
+  shape ``(N, horizon)`` like the model's forecasts at the same origins.
+* :func:`sequence_baselines` — per-sample predictions for problems that are not one series
+  (sequence classification/regression), shape ``(n, *S)`` like the targets.
+
+Every fitted quantity (the mean, the AR coefficients) uses only the training part, so changing
+values after ``train_end`` never changes a baseline's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from rnnkit.errors import ConfigError, DataError
+
+# Ridge strength relative to the mean diagonal of X^T X: small enough not to bias the fit, large
+# enough to keep the normal equations solvable when windows are collinear (constant stretches).
+_RIDGE = 1e-8
+
+
+class LinearAR(NamedTuple):
+    """A direct multi-output linear AR map, in original units.
+
+    ``forecast[k] = intercept[k] + window @ coef[:, k]`` where ``window`` holds the ``order``
+    values ``series[o-order+1 .. o]`` (oldest first) and ``k`` is the 0-based step.
+
+    Attributes:
+        coef: ``(order, horizon)``.
+        intercept: ``(horizon,)``.
+        order: the number of past values actually used (may be lower than asked).
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    order: int
+
+
+def _check_series(series: np.ndarray, train_end: int) -> np.ndarray:
+    values = np.asarray(series, dtype=np.float64)
+    if values.ndim != 1:
+        raise DataError(
+            f"Baselines got a series of shape {values.shape}; expected one univariate series of "
+            "shape (n,). Pass one column at a time."
+        )
+    if not 1 <= train_end <= values.size:
+        raise ConfigError(
+            f"Baselines got train_end={train_end} for a series of {values.size} values; expected "
+            f"1 <= train_end <= {values.size}. Pass the number of training values."
+        )
+    return values
+
+
+def _windows(series: np.ndarray, origins: np.ndarray, order: int) -> np.ndarray:
+    """Return ``(N, order)`` windows ``series[o-order+1 .. o]``, padded with ``series[0]``."""
+    padded = np.concatenate([np.full(order - 1, series[0]), series])
+    # padded[o + order - 1] is series[o], so the window ending at o starts at padded[o].
+    return sliding_window_view(padded, order)[origins]
+
+
+def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) -> LinearAR | None:
+    """Fit the direct multi-output AR(order) map on the training part only.
+
+    Training rows are every origin ``o`` with ``o - order + 1 >= 0`` and
+    ``o + horizon < train_end``: the inputs and all ``horizon`` targets lie in
+    ``series[:train_end]``. When there are fewer than ``2 * (order + 1)`` rows the order is
+    lowered (down to 1) so the least-squares problem stays well-posed; None when even AR(1) has
+    too few rows.
+
+    The fit is ridge regression with a tiny penalty (``1e-8`` times the mean diagonal of
+    ``X^T X``) on values centred by the training mean, which keeps it stable on series with a
+    large offset or constant stretches.
+
+    Args:
+        series: ``(n,)`` values in original units.
+        horizon: number of steps forecast per origin, >= 1.
+        train_end: number of leading values that may be used for fitting.
+        order: the number of past values ``p`` asked for, >= 1.
+
+    Returns:
+        A :class:`LinearAR`, or None when the training part is too short.
+
+    Example:
+        >>> y = 0.5 ** np.arange(12.0)  # y_t = 0.5 y_{t-1}, exactly
+        >>> ar = fit_linear_ar(y, horizon=1, train_end=12, order=1)
+        >>> round(float(ar.coef[0, 0]), 6), ar.order
+        (0.5, 1)
+    """
+    values = _check_series(series, train_end)
+    if horizon < 1 or order < 1:
+        raise ConfigError(
+            f"fit_linear_ar got horizon={horizon}, order={order}; expected both >= 1."
+            " Pass positive integers."
+        )
+    # rows = train_end - horizon - p + 1 >= 2 (p + 1)  <=>  p <= (train_end - horizon - 1) / 3
+    order = min(order, (train_end - horizon - 1) // 3)
+    if order < 1:
+        return None
+
+    train = values[:train_end]
+    centre = float(train.mean())
+    z = train - centre
+    row_origins = np.arange(order - 1, train_end - horizon)
+    x = sliding_window_view(z, order)[row_origins - order + 1]  # (R, p)
+    y = sliding_window_view(z, horizon)[row_origins + 1]  # (R, horizon)
+    design = np.hstack([x, np.ones((x.shape[0], 1))])  # (R, p + 1)
+    gram = design.T @ design
+    ridge = _RIDGE * max(np.trace(gram) / gram.shape[0], np.finfo(np.float64).tiny)
+    weights = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), design.T @ y)  # (p + 1, h)
+    coef = weights[:-1]
+    # Undo the centring: ŷ - c = (x - c) @ coef + b  =>  ŷ = x @ coef + b + c (1 - sum(coef)).
+    intercept = weights[-1] + centre * (1.0 - coef.sum(axis=0))
+    return LinearAR(coef=coef, intercept=intercept, order=order)
+
+
+def forecast_baselines(
+    series: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    train_end: int,
+    period: int | None = None,
+    ar_order: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Forecast ``series[o+1 .. o+horizon]`` from each origin ``o`` with simple baselines.
+
+    Args:
+        series: ``(n,)`` one univariate series in original units.
+        origins: ``(N,)`` ints, the index of the last observed value of each forecast.
+        horizon: steps per forecast, >= 1.
+        train_end: values ``series[:train_end]`` are the training part; only they are used to
+            fit the mean and the AR map.
+        period: seasonal period; adds "seasonal naive" when it is >= 2.
+        ar_order: past values for the linear AR; adds ``"linear AR(p)"`` (``p`` the order used,
+            lowered when the training part is short) when there is enough training data.
+
+    Returns:
+        ``{name: (N, horizon) float64}`` with, in order:
+
+        * ``"mean"``: ``mean(series[:train_end])``;
+        * ``"last value"``: ``series[o]`` at every step;
+        * ``"seasonal naive"``: step ``k`` (1-based) predicts
+          ``series[o + k - period * ceil(k / period)]``, the same phase one season back; steps
+          whose index would be negative predict ``series[o]`` instead;
+        * ``"linear AR(p)"``: see :func:`fit_linear_ar`; origins with fewer than ``p`` past
+          values repeat ``series[0]`` as padding.
+
+    Example:
+        >>> y = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0])
+        >>> out = forecast_baselines(y, np.array([5]), horizon=2, train_end=6, period=3)
+        >>> out["last value"].tolist(), out["seasonal naive"].tolist(), out["mean"].tolist()
+        ([[3.0, 3.0]], [[1.0, 2.0]], [[2.0, 2.0]])
+    """
+    values = _check_series(series, train_end)
+    starts = np.asarray(origins)
+    if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
+        raise DataError(
+            f"forecast_baselines got origins of shape {starts.shape} and dtype {starts.dtype};"
+            " expected a 1-D integer array. Pass np.asarray(origins, dtype=int)."
+        )
+    if starts.size and (starts.min() < 0 or starts.max() >= values.size):
+        raise DataError(
+            f"forecast_baselines got origins from {starts.min()} to {starts.max()}; expected "
+            f"indices in [0, {values.size - 1}] of the series. Drop origins outside the series."
+        )
+    if horizon < 1:
+        raise ConfigError(f"forecast_baselines got horizon={horizon}; expected >= 1.")
+
+    shape = (starts.size, horizon)
+    last = values[starts]  # (N,)
+    out = {
+        "mean": np.full(shape, values[:train_end].mean()),
+        "last value": np.repeat(last[:, None], horizon, axis=1),
+    }
+    if period is not None and period >= 2:
+        steps = np.arange(1, horizon + 1)
+        back = period * -(-steps // period)  # period * ceil(k / period), integer maths
+        index = starts[:, None] + steps[None, :] - back[None, :]  # (N, horizon)
+        out["seasonal naive"] = np.where(index >= 0, values[np.maximum(index, 0)], last[:, None])
+    if ar_order is not None:
+        ar = fit_linear_ar(values, horizon, train_end, ar_order)
+        if ar is not None:
+            window = _windows(values, starts, ar.order)  # (N, p)
+            out[f"linear AR({ar.order})"] = window @ ar.coef + ar.intercept
+    return out
+
+
+def sequence_baselines(
+    train_targets: np.ndarray, last_inputs: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
+    """Per-sample baselines for sequence problems that are not one series.
+
+    Args:
+        train_targets: ``(M, *S)`` targets of the training samples.
+        last_inputs: ``(n,)`` or ``(n, 1)``, the last input value of each sample to predict.
+        n: number of samples to predict.
+
+    Returns:
+        ``{"mean": (n, *S), "last value": (n, *S)}``, float64: the per-position mean of the
+        training targets, and each sample's last input repeated across ``S``.
+
+    Example:
+        >>> out = sequence_baselines(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([5.0, 6.0]), 2)
+        >>> out["mean"].tolist(), out["last value"].tolist()
+        ([[2.0, 3.0], [2.0, 3.0]], [[5.0, 5.0], [6.0, 6.0]])
+    """
+    targets = np.asarray(train_targets, dtype=np.float64)
+    last = np.asarray(last_inputs, dtype=np.float64)
+    if targets.ndim < 1 or targets.shape[0] == 0:
+        raise DataError(
+            f"sequence_baselines got train_targets of shape {targets.shape}; expected (M, *S) "
+            "with M >= 1 training samples."
+        )
+    if last.shape not in ((n,), (n, 1)):
+        raise DataError(
+            f"sequence_baselines got last_inputs of shape {last.shape}; expected ({n},) or "
+            f"({n}, 1), one value per sample. Pass the last input step of a univariate input."
+        )
+    target_shape = targets.shape[1:]
+    full = (n, *target_shape)
+    last = last.reshape((n,) + (1,) * len(target_shape))  # (n, 1, ..., 1) broadcasts over S
+    return {
+        "mean": np.broadcast_to(targets.mean(axis=0), full).copy(),
+        "last value": np.broadcast_to(last, full).copy(),
+    }

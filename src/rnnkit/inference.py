@@ -1,0 +1,152 @@
+"""Predictions in original units: one-step and multi-step forecasts, generation, streaming.
+
+Everything runs under ``torch.inference_mode`` in eval mode, in batches, and converts back
+through the pipeline (unscale, integrate ``diff``) so callers only ever see original units.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.data.pairs import Pairs
+from rnnkit.data.sequences import SequencePipeline
+from rnnkit.data.series import SeriesPipeline
+from rnnkit.errors import DataError
+
+
+@torch.inference_mode()
+def model_outputs(model: nn.Module, pairs: Pairs, batch: int = 4096) -> np.ndarray:
+    """Raw (scaled) model outputs for every pair, batched: (N, H, O) or (N, T, O)."""
+    model.eval()
+    outs = []
+    for s in range(0, len(pairs), batch):
+        lengths = None if pairs.lengths is None else pairs.lengths[s : s + batch]
+        y, _ = model(pairs.inputs[s : s + batch], lengths=lengths)
+        outs.append(y)
+    if not outs:
+        return np.zeros((0, 1, 1))
+    return torch.cat(outs).numpy().astype(np.float64)
+
+
+def series_forecasts(model: nn.Module, pipe: SeriesPipeline, values: np.ndarray,
+                     origins: np.ndarray) -> np.ndarray:
+    """Forecasts (N, H, O) in original units of rows origin+1..origin+H, one per origin."""
+    pairs = pipe.pairs(pipe.tensor(values), origins)
+    pred = model_outputs(model, pairs)
+    if pipe.shape == "next":
+        pred = pred[:, -1:, :]  # the last step (primed on the whole window) predicts origin + 1
+    return pipe.to_levels(pred, values, origins)
+
+
+def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
+                    steps: int) -> np.ndarray:
+    """Continue a series past its end: primes on the last window of ``history`` (rows, O),
+    forecasts ``horizon`` rows, appends them and repeats. Returns (steps, O)."""
+    if pipe.features:
+        raise DataError(
+            f"forecast past the end needs future values of the features {pipe.features}, which "
+            "are not known; use predict with a table that has them."
+        )
+    if steps < 1:
+        raise DataError(f"steps={steps} must be at least 1.")
+    need = pipe.window + int(pipe.diff)
+    if len(history) < need:
+        raise DataError(f"forecast needs at least {need} past values, got {len(history)}.")
+    hist = np.asarray(history, dtype=np.float64)[-need:]
+    out: list[np.ndarray] = []
+    while len(out) < steps:
+        padded = np.vstack([hist, np.zeros((pipe.horizon, hist.shape[1]))])
+        pred = series_forecasts(model, pipe, padded, np.array([len(hist) - 1]))[0]  # (H, O)
+        out.extend(pred)
+        hist = np.vstack([hist, pred])[-need:]
+    return np.asarray(out[:steps])
+
+
+@torch.inference_mode()
+def sequence_outputs(model: nn.Module, pipe: SequencePipeline, seqs: list[np.ndarray]
+                     ) -> np.ndarray:
+    """seq2one: one prediction (N, O) per sequence; next: per-step predictions (N, T, O)."""
+    pairs = pipe.pairs(seqs, None, np.arange(len(seqs)))
+    if pipe.shape == "next":
+        # next_step_pairs drops the last step as an input; predict on every real step instead
+        x = torch.zeros(len(seqs), max(len(s) for s in seqs), pipe.n_features)
+        for i, s in enumerate(seqs):
+            x[i, : len(s)] = torch.from_numpy(pipe.inputs_to_model(s))
+        pairs = Pairs(x, x)
+    raw = model_outputs(model, pairs)
+    if pipe.shape == "seq2one":
+        raw = raw[:, 0, :]
+    return pipe.outputs_to_units(raw)
+
+
+@torch.inference_mode()
+def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray],
+             steps: int) -> np.ndarray:
+    """Prime on each prompt (len_i, F) and generate ``steps`` values: (N, steps, O), batched
+    over prompts of the same length."""
+    if steps < 1:
+        raise DataError(f"steps={steps} must be at least 1.")
+    model.eval()
+    out = np.zeros((len(prompts), steps, pipe.n_outputs))
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_len.setdefault(len(p), []).append(i)
+    for idx in by_len.values():
+        x = torch.from_numpy(np.stack([pipe.inputs_to_model(prompts[i]) for i in idx]))
+        y = model.generate(x, steps)  # (B, steps, O)
+        out[idx] = pipe.outputs_to_units(y.numpy().astype(np.float64))
+    return out
+
+
+class Stream:
+    """Feeds one observation at a time and returns the prediction of the next one.
+
+    Per-step models carry their hidden state across calls (explicitly, via ``step``); window
+    models keep the last ``window`` observations and re-run them. Before enough history has
+    arrived a window model returns NaN. ``reset()`` starts a new independent sequence.
+    """
+
+    def __init__(self, model: nn.Module, pipe: SeriesPipeline | SequencePipeline) -> None:
+        self.model, self.pipe = model, pipe
+        self.model.eval()
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = None
+        self.last: np.ndarray | None = None
+        need = 1
+        if isinstance(self.pipe, SeriesPipeline):
+            need = self.pipe.window + int(self.pipe.diff)
+        self.buffer: deque[np.ndarray] = deque(maxlen=need)
+
+    @torch.inference_mode()
+    def update(self, value: float | np.ndarray) -> np.ndarray:
+        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+        x = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        if not np.isfinite(x).all():
+            raise DataError(f"stream: observation {value!r} is not a finite number.")
+        pipe = self.pipe
+        if isinstance(pipe, SeriesPipeline) and pipe.shape == "window":
+            self.buffer.append(x)
+            if len(self.buffer) < self.buffer.maxlen:
+                return np.full(len(pipe.targets), np.nan)
+            hist = np.vstack([*self.buffer, np.zeros((pipe.horizon, len(x)))])
+            return series_forecasts(self.model, pipe, hist, np.array([len(self.buffer) - 1]))[0, 0]
+        if isinstance(pipe, SeriesPipeline):  # per-step series model
+            o = len(pipe.targets)
+            work = x.copy()
+            if pipe.diff:
+                prev = self.last if self.last is not None else x
+                work[:o] = x[:o] - prev[:o]
+            self.last = x
+            inp = torch.from_numpy(pipe.scaler.transform(work))[None, :]
+            y, self.state = self.model.step(inp, self.state)
+            pred = pipe.scaler.inverse(y.numpy()[0], slice(0, o))
+            return x[:o] + pred if pipe.diff else pred
+        inp = torch.from_numpy(pipe.inputs_to_model(x))[None, :]
+        y, self.state = self.model.step(inp, self.state)
+        return pipe.outputs_to_units(y.numpy()[0].astype(np.float64))

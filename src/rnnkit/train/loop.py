@@ -1,0 +1,145 @@
+"""The training loop: reads top to bottom, one epoch at a time.
+
+Whole datasets stay as tensors; batches are slices by a permutation drawn from a generator
+seeded from ``TrainConfig.seed`` (reshuffled each epoch), so the same seed gives bit-identical
+weights on CPU. Loss values are only turned into Python floats once per epoch, except for the
+finiteness check that stops a diverging run within one step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnkit.config import TrainConfig
+from rnnkit.data.pairs import Pairs
+from rnnkit.errors import TrainingError
+from rnnkit.train.callbacks import Callback, EarlyStopping, LoopState
+from rnnkit.train.objectives import Objective
+
+
+@dataclass
+class History:
+    """Per-epoch records (epoch 0 is the untrained model) and how training ended."""
+
+    records: list[dict[str, Any]]
+    best_epoch: int
+    stop_reason: str
+    seconds: float
+
+    @property
+    def still_improving(self) -> bool:
+        """True when training hit its epoch limit while the best epoch was among the last few."""
+        last = self.records[-1]["epoch"] if self.records else 0
+        return self.stop_reason == "max epochs" and last - self.best_epoch < 5
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, pairs: Pairs, objective: Objective, batch: int = 4096) -> float:
+    """Mean objective over ``pairs`` in eval mode (batched so large sets fit in memory)."""
+    if len(pairs) == 0:
+        return float("nan")
+    model.eval()
+    total = torch.zeros(())
+    for start in range(0, len(pairs), batch):
+        idx = torch.arange(start, min(start + batch, len(pairs)))
+        total += objective(model, pairs.take(idx)) * len(idx)
+    return float(total) / len(pairs)
+
+
+def _progress(cfg: TrainConfig):
+    if cfg.quiet or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.epochs, desc="training", unit="epoch", leave=False)
+
+
+def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: TrainConfig,
+          objective: Objective, callbacks: list[Callback] | None = None,
+          param_groups: list[dict] | None = None) -> History:
+    """Fit ``model`` in place with Adam; returns the History. Best weights are restored.
+
+    param_groups: optional Adam parameter groups (e.g. a slower learning rate for a linear
+    path that starts at its least-squares optimum); default all parameters at ``cfg.lr``.
+    """
+    if len(train_pairs) == 0:
+        raise TrainingError("no training pairs: the training split is empty.")
+    started = time.perf_counter()
+    has_val = val_pairs is not None and len(val_pairs) > 0
+    monitor = "val_loss" if has_val else "train_loss"
+    opt = torch.optim.Adam(param_groups or model.parameters(), lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
+             if cfg.lr_patience else None)
+    stopper = EarlyStopping(cfg.early_stopping, monitor)
+    hooks: list[Callback] = [stopper, *(callbacks or [])]
+    state = LoopState(model, opt)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = _progress(cfg)
+
+    def record(epoch: int, train_loss: float, grad_norm: float) -> None:
+        val = evaluate_loss(model, val_pairs, objective) if has_val else float("nan")
+        state.records.append({
+            "epoch": epoch, "train_loss": train_loss, "val_loss": val,
+            "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm,
+            "seconds": round(time.perf_counter() - started, 4),
+        })
+
+    for h in hooks:
+        h.on_train_begin(state)
+    record(0, evaluate_loss(model, train_pairs, objective), float("nan"))
+    for h in hooks:
+        h.on_epoch_end(state)
+    last_finite = state.records[0]["train_loss"]
+    n = len(train_pairs)
+    for epoch in range(1, cfg.epochs + 1):
+        state.epoch = epoch
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total, norms, steps = torch.zeros(()), torch.zeros(()), 0
+        for state.step, start in enumerate(range(0, n, cfg.batch_size)):
+            batch = train_pairs.take(perm[start : start + cfg.batch_size])
+            loss = objective(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.clip if cfg.clip else math.inf)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                raise TrainingError(
+                    f"training diverged at epoch {epoch}, step {state.step + 1}: the "
+                    f"{'loss' if not torch.isfinite(loss) else 'gradient norm'} became "
+                    f"{float(loss if not torch.isfinite(loss) else norm)}; last finite loss "
+                    f"{last_finite:.6g}. Try a lower learning rate (--lr {cfg.lr / 10:g}) or "
+                    "gradient clipping (--clip 1)."
+                )
+            opt.step()
+            total += loss.detach() * len(batch)
+            norms += norm.detach()
+            steps += 1
+        last_finite = float(total) / n
+        record(epoch, last_finite, float(norms) / steps)
+        if sched is not None:
+            sched.step(state.records[-1][monitor])
+        for h in hooks:
+            h.on_epoch_end(state)
+        if bar is not None:
+            r = state.records[-1]
+            bar.update(1)
+            bar.set_postfix(train=f"{r['train_loss']:.3g}", val=f"{r['val_loss']:.3g}")
+        if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
+            state.stop, state.stop_reason = True, f"time budget of {cfg.max_seconds:g} s"
+        if state.stop:
+            break
+    if bar is not None:
+        bar.close()
+    for h in hooks:
+        h.on_train_end(state)
+    return History(state.records, stopper.best_epoch, state.stop_reason,
+                   time.perf_counter() - started)
