@@ -25,11 +25,16 @@ from rnnkit.train.loop import train
 LINEAR_LR_SCALE = 0.1
 
 
-def _is_sequence_data(data: Any, target: Any, shape: str | None) -> bool:
+def _is_sequence_data(data: Any, target: Any, shape: str | None,
+                      prompt_length: int | None = None) -> bool:
     if shape in ("seq2one", "continuation"):
         return True
     if shape in ("window",):
         return False
+    if prompt_length and isinstance(data, np.ndarray) and data.ndim == 2:
+        # A prompt length only has a meaning for independent sequences (continuation), so an
+        # (N, T) array given with one is N sequences, not a table of T columns.
+        return True
     if isinstance(data, list | tuple) and data and all(
             isinstance(s, list | tuple | np.ndarray) for s in data):
         return True
@@ -66,7 +71,7 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
     if isinstance(data, str | Path):
         source = {"kind": "file", "path": str(Path(data).resolve())}
 
-    if _is_sequence_data(data, target, d_opts.get("shape")):
+    if _is_sequence_data(data, target, d_opts.get("shape"), d_opts.get("prompt_length")):
         seqs = as_sequences(data)
         if "shape" not in d_opts:
             d_opts["shape"] = ("seq2one" if target is not None

@@ -6,6 +6,7 @@ through the pipeline (unscale, integrate ``diff``) so callers only ever see orig
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -105,42 +106,62 @@ def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray]
 class Stream:
     """Feeds one observation at a time and returns the prediction of the next one.
 
-    Per-step models carry their hidden state across calls (explicitly, via ``step``); window
-    models keep the last ``window`` observations and re-run them. Before enough history has
-    arrived a window model returns NaN. ``reset()`` starts a new independent sequence.
+    Per-step models carry their hidden state across calls (explicitly, via ``model.step``);
+    window models keep the last ``window`` observations and re-run them. Before enough history
+    has arrived a window model returns NaN. ``reset()`` starts a new independent sequence.
     """
 
     def __init__(self, model: nn.Module, pipe: SeriesPipeline | SequencePipeline) -> None:
         self.model, self.pipe = model, pipe
         self.model.eval()
+        self.windowed = isinstance(pipe, SeriesPipeline) and pipe.shape == "window"
+        self.diff = isinstance(pipe, SeriesPipeline) and pipe.diff
+        scaler = pipe.scaler if isinstance(pipe, SeriesPipeline) else pipe.x_scaler
+        out_scaler = (pipe.y_scaler if isinstance(pipe, SequencePipeline) and pipe.y_scaler
+                      else scaler)
+        self.n_out = len(pipe.targets) if isinstance(pipe, SeriesPipeline) else pipe.n_outputs
+        # Python floats for the common one-in, one-out case: a value costs a few flops, not
+        # a round of numpy calls (the per-step latency is what streaming users feel)
+        self._in = (scaler.shift[0], scaler.scale[0])
+        self._out = (out_scaler.shift[0], out_scaler.scale[0])
+        self._scalar = len(scaler.shift) == 1 and self.n_out == 1
+        self._x = torch.zeros(1, len(scaler.shift))
         self.reset()
 
     def reset(self) -> None:
         self.state = None
-        self.last: np.ndarray | None = None
-        need = 1
-        if isinstance(self.pipe, SeriesPipeline):
-            need = self.pipe.window + int(self.pipe.diff)
+        self.last: np.ndarray | float | None = None
+        need = self.pipe.window + int(self.diff) if self.windowed else 1
         self.buffer: deque[np.ndarray] = deque(maxlen=need)
 
     @torch.inference_mode()
     def update(self, value: float | np.ndarray) -> np.ndarray:
         """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+        if self._scalar and not self.windowed and np.ndim(value) == 0:
+            v = float(value)
+            if not math.isfinite(v):
+                raise DataError(f"stream: observation {value!r} is not a finite number.")
+            work = v - (self.last if self.last is not None else v) if self.diff else v
+            self.last = v
+            self._x.fill_((work - self._in[0]) / self._in[1])
+            y, self.state = self.model.step(self._x, self.state)
+            pred = y.item() * self._out[1] + self._out[0]
+            return np.array([v + pred if self.diff else pred])
         x = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if not np.isfinite(x).all():
             raise DataError(f"stream: observation {value!r} is not a finite number.")
         pipe = self.pipe
-        if isinstance(pipe, SeriesPipeline) and pipe.shape == "window":
+        if self.windowed:
             self.buffer.append(x)
             if len(self.buffer) < self.buffer.maxlen:
-                return np.full(len(pipe.targets), np.nan)
+                return np.full(self.n_out, np.nan)
             hist = np.vstack([*self.buffer, np.zeros((pipe.horizon, len(x)))])
             return series_forecasts(self.model, pipe, hist, np.array([len(self.buffer) - 1]))[0, 0]
-        if isinstance(pipe, SeriesPipeline):  # per-step series model
-            o = len(pipe.targets)
+        if isinstance(pipe, SeriesPipeline):  # per-step series model, several columns
+            o = self.n_out
             work = x.copy()
             if pipe.diff:
-                prev = self.last if self.last is not None else x
+                prev = self.last if isinstance(self.last, np.ndarray) else x
                 work[:o] = x[:o] - prev[:o]
             self.last = x
             inp = torch.from_numpy(pipe.scaler.transform(work))[None, :]

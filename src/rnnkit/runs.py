@@ -127,7 +127,7 @@ class Run:
         values, index = self._table(data)
         n, o = len(values), len(pipe.targets)
         split = "test" if len(pipe.origins("test", n)) else "val"
-        origins = pipe.origins(split, n)
+        origins = np.asarray(pipe.origins(split, n))
         if len(origins) == 0:
             raise DataError(f"no complete forecast fits in the test or validation rows of {n} "
                             f"rows (window {pipe.window}, horizon {pipe.horizon}).")

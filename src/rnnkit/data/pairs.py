@@ -39,32 +39,37 @@ class Pairs:
 
 
 def series_windows(
-    data: torch.Tensor, n_targets: int, window: int, horizon: int, origins: np.ndarray
+    data: torch.Tensor, n_targets: int, window: int, horizon: int, origins: range | np.ndarray
 ) -> Pairs:
     """Windows of ``window`` rows ending at each origin -> the next ``horizon`` target rows.
 
     data: (rows, F) scaled working series, targets in the first ``n_targets`` columns.
     origins: indices of each window's last input row; targets are rows origin+1..origin+horizon.
-    Inputs (N, window, F) and targets (N, horizon, O) are views into ``data`` when the origins
-    are consecutive, which is how splits produce them.
+    A ``range`` of origins (how splits produce them) gives inputs (N, window, F) and targets
+    (N, horizon, O) that are views into ``data``: no window is copied and no index array is
+    built, so memory stays that of the series however many windows there are.
     """
-    origins = np.asarray(origins, dtype=np.int64)
-    if origins.size == 0:
+    if len(origins) == 0:
         f = data.shape[1]
         return Pairs(data.new_zeros(0, window, f), data.new_zeros(0, horizon, n_targets))
-    first, last = int(origins[0]), int(origins[-1])
-    if first - window + 1 < 0 or last + horizon >= data.shape[0]:
+    if isinstance(origins, range):
+        first, last, consecutive = origins[0], origins[-1], origins.step == 1
+    else:
+        origins = np.asarray(origins, dtype=np.int64)
+        first, last = int(origins[0]), int(origins[-1])
+        consecutive = bool(np.all(np.diff(origins) == 1))
+    if min(first, last) - window + 1 < 0 or max(first, last) + horizon >= data.shape[0]:
         raise DataError(
             f"internal: window origins {first}..{last} do not fit a series of {data.shape[0]} rows"
         )
     # unfold(0, size, 1) gives (rows - size + 1, F, size): a view, permuted to (N, T, F).
     all_inputs = data.unfold(0, window, 1).permute(0, 2, 1)
     all_targets = data[:, :n_targets].unfold(0, horizon, 1).permute(0, 2, 1)
-    if np.all(np.diff(origins) == 1):
+    if consecutive:
         inputs = all_inputs[first - window + 1 : last - window + 2]
         targets = all_targets[first + 1 : last + 2]
     else:
-        idx = torch.as_tensor(origins)
+        idx = torch.as_tensor(np.asarray(origins, dtype=np.int64))
         inputs = all_inputs[idx - window + 1]
         targets = all_targets[idx + 1]
     return Pairs(inputs, targets)

@@ -12,6 +12,21 @@ import numpy as np
 
 from rnnkit.errors import ConfigError
 
+CHUNK = 1 << 20  # rows per float64 chunk when scaling long series
+
+
+def _moments(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per column in float64, two passes over chunks."""
+    n = v.shape[0]
+    total = np.zeros(v.shape[1])
+    for s in range(0, n, CHUNK):
+        total += v[s : s + CHUNK].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    sq = np.zeros(v.shape[1])
+    for s in range(0, n, CHUNK):
+        sq += ((v[s : s + CHUNK].astype(np.float64) - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(sq / n)
+
 
 @dataclass
 class Scaler:
@@ -27,17 +42,16 @@ class Scaler:
     @classmethod
     def fit(cls, kind: str, values: np.ndarray) -> Scaler:
         """Fit on ``values`` (rows, columns); NaN-free input is the caller's contract."""
-        v = np.asarray(values, dtype=np.float64)
+        v = np.asarray(values)
         if v.ndim == 1:
             v = v[:, None]
         cols = v.shape[1]
         if kind == "none" or v.shape[0] == 0:
             return cls(kind, [0.0] * cols, [1.0] * cols)
         if kind == "standard":
-            shift = v.mean(axis=0)
-            scale = v.std(axis=0)
+            shift, scale = _moments(v)
         elif kind == "minmax":
-            lo, hi = v.min(axis=0), v.max(axis=0)
+            lo, hi = v.min(axis=0).astype(np.float64), v.max(axis=0).astype(np.float64)
             shift = (lo + hi) / 2
             scale = (hi - lo) / 2
         else:
@@ -55,9 +69,15 @@ class Scaler:
         return shift, scale
 
     def transform(self, x: np.ndarray, cols: slice | list[int] | None = None) -> np.ndarray:
-        """Scale the last axis of ``x`` (columns ``cols`` of the fitted ones); float32 out."""
+        """Scale the last axis of ``x`` (columns ``cols`` of the fitted ones); float32 out.
+        Computed in float64 chunk by chunk, so no full float64 copy of a long series exists."""
         shift, scale = self._arrays(cols)
-        return ((np.asarray(x, dtype=np.float64) - shift) / scale).astype(np.float32)
+        x = np.asarray(x)
+        out = np.empty(x.shape, dtype=np.float32)
+        flat_in, flat_out = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])
+        for s in range(0, max(len(flat_in), 1), CHUNK):
+            flat_out[s : s + CHUNK] = (flat_in[s : s + CHUNK].astype(np.float64) - shift) / scale
+        return out
 
     def inverse(self, x: np.ndarray, cols: slice | list[int] | None = None) -> np.ndarray:
         """Undo ``transform`` on the last axis; float64 out (what users see)."""

@@ -21,6 +21,10 @@ from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import DataError
 
 TREND_R2 = 0.5  # a linear trend explaining half the variance makes level targets extrapolate
+# Period and trend are read from at most this many training rows (the most recent ones for the
+# period, an even subsample for the trend): enough for any period up to 1000 steps, and the
+# analysis stays a fixed cost on very long series.
+ANALYSIS_ROWS = 200_000
 
 
 @dataclass
@@ -54,8 +58,10 @@ class SeriesPipeline:
         n = values.shape[0]
         o = len(targets)
         train_end = round(n * cfg.split[0])
-        head = values[:train_end, 0].astype(np.float64)
-        r2 = max(trend_strength(values[:train_end, j]) for j in range(o)) if train_end > 2 else 0.0
+        head = values[max(0, train_end - ANALYSIS_ROWS) : train_end, 0].astype(np.float64)
+        stride = max(1, train_end // ANALYSIS_ROWS)
+        r2 = (max(trend_strength(values[:train_end:stride, j]) for j in range(o))
+              if train_end > 2 else 0.0)
         diff = cfg.transform == "diff" or (cfg.transform == "auto" and r2 >= TREND_R2)
         period = cfg.period if cfg.period is not None else detect_period(head)
         shift = int(diff)
@@ -97,7 +103,8 @@ class SeriesPipeline:
 
     def _working(self, values: np.ndarray) -> np.ndarray:
         """Rows in model space before scaling: target changes (with diff) and features."""
-        v = np.asarray(values, dtype=np.float64)
+        # float32 like the table: a float64 copy of a long series would double its memory
+        v = np.asarray(values, dtype=np.float32)
         if not self.diff:
             return v
         o = len(self.targets)
@@ -109,8 +116,9 @@ class SeriesPipeline:
         a, b, _ = self.split_fracs
         return round(n * a), round(n * (a + b))
 
-    def origins(self, split: str, n: int) -> np.ndarray:
-        """Origins of every complete forecast in ``split`` (train, val, test or all)."""
+    def origins(self, split: str, n: int) -> range:
+        """Origins of every complete forecast in ``split`` (train, val, test or all), as a
+        range (no index array: a long series has millions of origins)."""
         train_end, val_end = self.bounds(n)
         h = self.horizon
         first = self.window - 1 + int(self.diff)
@@ -120,25 +128,26 @@ class SeriesPipeline:
             "test": (max(first, val_end - 1), n - h - 1),
             "all": (first, n - h - 1),
         }[split]
-        return np.arange(lo, hi + 1, dtype=np.int64)
+        return range(lo, max(lo, hi + 1))
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
         """The scaled working series as one float32 tensor (rows, F); windows are views of it."""
         return torch.from_numpy(self.scaler.transform(self._working(values)))
 
-    def pairs(self, data: torch.Tensor, origins: np.ndarray) -> Pairs:
+    def pairs(self, data: torch.Tensor, origins: range | np.ndarray) -> Pairs:
         """Pairs for ``origins`` (original row indices) over ``tensor(values)``."""
         o = len(self.targets)
-        w = origins - int(self.diff)  # working-row index of each origin
+        d = int(self.diff)  # working-row index of each origin is origin - d
+        w = (range(origins.start - d, origins.stop - d) if isinstance(origins, range)
+             else np.asarray(origins) - d)
         if self.shape == "window":
             return series_windows(data, o, self.window, self.horizon, w)
         # next step: chunks of window + 1 rows; inputs are rows 0..W-1, targets rows 1..W
         chunks = data.unfold(0, self.window + 1, 1).permute(0, 2, 1)  # (M, W+1, F) view
-        start = w - self.window + 1
-        if len(w) and np.all(np.diff(w) == 1):
-            sel = chunks[int(start[0]) : int(start[-1]) + 1]
+        if isinstance(w, range):
+            sel = chunks[w.start - self.window + 1 : w.stop - self.window + 1]
         else:
-            sel = chunks[torch.as_tensor(start, dtype=torch.int64)]
+            sel = chunks[torch.as_tensor(w - self.window + 1, dtype=torch.int64)]
         mask = (torch.arange(self.window) >= self.warmup).expand(len(w), self.window)
         return Pairs(sel[:, :-1], sel[:, 1:, :o], mask)
 
@@ -148,7 +157,8 @@ class SeriesPipeline:
         o = len(self.targets)
         out = self.scaler.inverse(pred, slice(0, o))
         if self.diff:
-            base = np.asarray(values, dtype=np.float64)[origins, :o]  # (N, O) last seen level
+            idx = np.asarray(origins)
+            base = np.asarray(values[idx, :o], dtype=np.float64)  # (N, O) last seen level
             out = base[:, None, :] + np.cumsum(out, axis=1)
         return out
 

@@ -23,6 +23,7 @@ from rnnkit.errors import ConfigError, DataError
 # Ridge strength relative to the mean diagonal of X^T X: small enough not to bias the fit, large
 # enough to keep the normal equations solvable when windows are collinear (constant stretches).
 _RIDGE = 1e-8
+_CHUNK = 65_536  # rows of the design matrix held at once: memory stays flat on long series
 
 
 class LinearAR(NamedTuple):
@@ -107,12 +108,17 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) 
     centre = float(train.mean())
     z = train - centre
     row_origins = np.arange(order - 1, train_end - horizon)
-    x = sliding_window_view(z, order)[row_origins - order + 1]  # (R, p)
-    y = sliding_window_view(z, horizon)[row_origins + 1]  # (R, horizon)
-    design = np.hstack([x, np.ones((x.shape[0], 1))])  # (R, p + 1)
-    gram = design.T @ design
+    xs = sliding_window_view(z, order)  # views: rows are gathered chunk by chunk below
+    ys = sliding_window_view(z, horizon)
+    gram = np.zeros((order + 1, order + 1))
+    cross = np.zeros((order + 1, horizon))
+    for s in range(0, len(row_origins), _CHUNK):
+        rows = row_origins[s : s + _CHUNK]
+        design = np.hstack([xs[rows - order + 1], np.ones((len(rows), 1))])  # (R, p + 1)
+        gram += design.T @ design
+        cross += design.T @ ys[rows + 1]
     ridge = _RIDGE * max(np.trace(gram) / gram.shape[0], np.finfo(np.float64).tiny)
-    weights = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), design.T @ y)  # (p + 1, h)
+    weights = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), cross)  # (p + 1, h)
     coef = weights[:-1]
     # Undo the centring: ŷ - c = (x - c) @ coef + b  =>  ŷ = x @ coef + b + c (1 - sum(coef)).
     intercept = weights[-1] + centre * (1.0 - coef.sum(axis=0))
@@ -185,8 +191,11 @@ def forecast_baselines(
     if ar_order is not None:
         ar = fit_linear_ar(values, horizon, train_end, ar_order)
         if ar is not None:
-            window = _windows(values, starts, ar.order)  # (N, p)
-            out[f"linear AR({ar.order})"] = window @ ar.coef + ar.intercept
+            pred = np.empty(shape)
+            for s in range(0, starts.size, _CHUNK):  # (chunk, p) windows at a time
+                window = _windows(values, starts[s : s + _CHUNK], ar.order)
+                pred[s : s + _CHUNK] = window @ ar.coef + ar.intercept
+            out[f"linear AR({ar.order})"] = pred
     return out
 
 

@@ -35,9 +35,15 @@ def resolve_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     key = str(name).strip().lower()
     if key in ("identity", "linear", "none"):
         return _identity
+    if key in _NOT_ELEMENTWISE:
+        # checked first: "did you mean" would otherwise suggest the rejected name itself
+        raise ConfigError(
+            f"activation={name!r} mixes the hidden units (it is not elementwise); use an "
+            "elementwise activation such as tanh, relu, identity, softplus, sigmoid or gelu."
+        )
     fn = getattr(torch.nn.functional, key, None) or getattr(torch, key, None)
     known = [n for n in dir(torch.nn.functional) if not n.startswith("_")] + ["identity"]
-    if fn is None or not callable(fn) or key in _NOT_ELEMENTWISE:
+    if fn is None or not callable(fn):
         raise ConfigError(
             f"activation={name!r} is not an elementwise torch activation; try tanh, relu, "
             "identity, softplus, sigmoid, gelu, elu, silu." + did_you_mean(key, known)
@@ -120,5 +126,7 @@ def make_encoder(cfg: ModelConfig) -> nn.Module:
 def zero_state(cfg: ModelConfig, batch: int, like: torch.Tensor | None = None) -> State:
     """The initial (all-zero) state for ``batch`` independent sequences."""
     dev = like.device if like is not None else None
-    h = torch.zeros(cfg.num_layers, batch, cfg.hidden_size, device=dev)
+    # match the model's dtype too, so a float64 model can step from init_state
+    dtype = like.dtype if like is not None else None
+    h = torch.zeros(cfg.num_layers, batch, cfg.hidden_size, device=dev, dtype=dtype)
     return (h, h.clone()) if cfg.cell == "lstm" else h

@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from rnnkit.config import ModelConfig
-from rnnkit.models.cells import State, make_encoder, zero_state
+from rnnkit.models.cells import LoopRNN, State, make_encoder, zero_state
+
+_CELL_FNS = {"gru": torch.gru_cell, "tanh": torch.rnn_tanh_cell, "relu": torch.rnn_relu_cell}
 
 
 class RecurrentNet(nn.Module):
@@ -60,9 +62,41 @@ class RecurrentNet(nn.Module):
         return zero_state(self.cfg, batch, like=self.head.weight)
 
     def step(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """One time step: x (B, F) -> prediction of the next value (B, O) and the new state."""
-        y, state = self.forward(x[:, None, :], state=state)
-        return y[:, 0], state
+        """One time step: x (B, F) -> prediction of the next value (B, O) and the new state.
+
+        Calls torch's cell kernels (``lstm_cell``, ``gru_cell``, ``rnn_tanh_cell``, ...) on the
+        encoder's own weights: the same maths as ``forward`` on a one-step sequence without the
+        fused module's per-call set-up, which dominates when stepping one value at a time.
+        """
+        cfg, enc = self.cfg, self.encoder
+        if state is None:
+            state = self.init_state(x.shape[0])
+        lstm = cfg.cell == "lstm"
+        h_all, c_all = state if lstm else (state, None)
+        inp, hs, cs = x, [], []
+        for layer in range(cfg.num_layers):
+            w_ih, w_hh = getattr(enc, f"weight_ih_l{layer}"), getattr(enc, f"weight_hh_l{layer}")
+            b_ih, b_hh = getattr(enc, f"bias_ih_l{layer}"), getattr(enc, f"bias_hh_l{layer}")
+            if lstm:
+                h, c = torch.lstm_cell(inp, (h_all[layer], c_all[layer]), w_ih, w_hh, b_ih, b_hh)
+                cs.append(c)
+            elif isinstance(enc, LoopRNN):
+                proj = torch.nn.functional.linear(inp, w_ih, b_ih + b_hh)
+                h = enc.act(torch.addmm(proj, h_all[layer], w_hh.t()))
+            else:
+                h = _CELL_FNS[cfg.cell if cfg.cell == "gru" else enc.nonlinearity](
+                    inp, h_all[layer], w_ih, w_hh, b_ih, b_hh)
+            hs.append(h)
+            inp = h
+            if cfg.dropout and self.training and layer < cfg.num_layers - 1:
+                inp = torch.nn.functional.dropout(inp, cfg.dropout, training=True)
+        y = torch.nn.functional.linear(inp, self.head.weight, self.head.bias)
+        if self.linear is not None:
+            y = y + torch.nn.functional.linear(x, self.linear.weight, self.linear.bias)
+        new_h = hs[0].unsqueeze(0) if len(hs) == 1 else torch.stack(hs)  # (L, B, H)
+        if lstm:
+            return y, (new_h, cs[0].unsqueeze(0) if len(cs) == 1 else torch.stack(cs))
+        return y, new_h
 
     def warm_up(self, prompt: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:

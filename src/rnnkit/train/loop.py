@@ -71,11 +71,13 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
     """
     if len(train_pairs) == 0:
         raise TrainingError("no training pairs: the training split is empty.")
-    started = time.perf_counter()
     has_val = val_pairs is not None and len(val_pairs) > 0
     monitor = "val_loss" if has_val else "train_loss"
     opt = torch.optim.Adam(param_groups or model.parameters(), lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
+    # the clock starts once the optimizer exists: its first construction imports torch's
+    # compiler stack (about 2 s, once per process), which is not training time
+    started = time.perf_counter()
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
              if cfg.lr_patience else None)
     stopper = EarlyStopping(cfg.early_stopping, monitor)
@@ -97,7 +99,8 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
     record(0, evaluate_loss(model, train_pairs, objective), float("nan"))
     for h in hooks:
         h.on_epoch_end(state)
-    last_finite = state.records[0]["train_loss"]
+    # the latest finite batch loss, kept as a tensor so that no step waits to make a float
+    last_finite = torch.tensor(state.records[0]["train_loss"])
     n = len(train_pairs)
     for epoch in range(1, cfg.epochs + 1):
         state.epoch = epoch
@@ -112,19 +115,24 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
             norm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), cfg.clip if cfg.clip else math.inf)
             if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                # detach: float() of a tensor that requires grad warns (an error in tests)
+                bad = loss.detach() if not torch.isfinite(loss) else norm.detach()
+                seen = float(last_finite)
+                before = (f"last finite loss {seen:.6g}" if math.isfinite(seen) else
+                          f"no finite loss before it (the untrained model gives {seen}; "
+                          "check the scale of the data)")
                 raise TrainingError(
                     f"training diverged at epoch {epoch}, step {state.step + 1}: the "
                     f"{'loss' if not torch.isfinite(loss) else 'gradient norm'} became "
-                    f"{float(loss if not torch.isfinite(loss) else norm)}; last finite loss "
-                    f"{last_finite:.6g}. Try a lower learning rate (--lr {cfg.lr / 10:g}) or "
-                    "gradient clipping (--clip 1)."
+                    f"{float(bad)}; {before}. Try a lower learning rate "
+                    f"(--lr {cfg.lr / 10:g}) or gradient clipping (--clip 1)."
                 )
             opt.step()
+            last_finite = loss.detach()
             total += loss.detach() * len(batch)
             norms += norm.detach()
             steps += 1
-        last_finite = float(total) / n
-        record(epoch, last_finite, float(norms) / steps)
+        record(epoch, float(total) / n, float(norms) / steps)
         if sched is not None:
             sched.step(state.records[-1][monitor])
         for h in hooks:

@@ -1,0 +1,54 @@
+"""Shared fixtures: the shipped data folder and a runner for the real ``rnnkit`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).parent / "data"
+
+# A CLI call that takes longer than this is hung, not slow: fail instead of blocking the suite.
+CLI_TIMEOUT = 180
+
+CliResult = tuple[int, str, str]
+Cli = Callable[..., CliResult]
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a CLI subprocess: no debug tracebacks, a headless plot backend,
+    UTF-8 output whatever the host locale, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
+    env.update({"MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8"})
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
+            env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT) -> CliResult:
+    """Run ``python -m rnnkit *args`` as a real subprocess; return (returncode, stdout, stderr).
+
+    ``env`` entries are added to (not substituted for) the inherited environment.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnkit", *map(str, args)],
+        capture_output=True, text=True, encoding="utf-8", timeout=timeout, cwd=cwd,
+        env=cli_env(env), check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data: the shipped public-domain series."""
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    """``cli("fit", path, "--target", "y")`` -> (returncode, stdout, stderr) of a subprocess."""
+    return run_cli
