@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench bench-scaling setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,15 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# Benchmarks are not part of `make test` (a smoke version of them is): they take minutes and
+# want a quiet machine. Results land in benchmarks/RESULTS.md and benchmarks/SCALING.md.
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --repeats 5
+	$(PY) benchmarks/startup.py
+
+bench-scaling: $(STAMP)
+	$(PY) benchmarks/scaling.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

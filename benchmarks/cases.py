@@ -1,6 +1,6 @@
 """Benchmark cases: each runs once, in its own process, as rnnkit or as a plain PyTorch loop.
 
-    python benchmarks/cases.py CASE IMPL [--smoke]   ->  one JSON line {"seconds", "peak_rss_mb", ...}
+    python benchmarks/cases.py CASE IMPL [--smoke]  ->  one JSON line {"seconds", ...}
 
 The references are the tight loop a careful PyTorch user writes: preloaded tensors, a fused
 nn.RNN/LSTM/GRU, index slicing, Adam, the same hyper-parameters and the same work per epoch as
@@ -107,7 +107,7 @@ def case_sine(impl: str, smoke: bool) -> dict:
     """1024 windows x 50 steps, RNN tanh hidden 32, batch 64, 20 epochs (next-step)."""
     windows, w, epochs = (128, 50, 2) if smoke else (1024, 50, 20)
     # 85% train / 15% validation by time; training must hold `windows` windows of w + 1 rows
-    n = int(math.ceil((windows + w) / 0.85)) + 2
+    n = math.ceil((windows + w) / 0.85) + 2
     series = sine_series(n)
     if impl == "rnnkit":
         import rnnkit
@@ -291,7 +291,8 @@ def case_stream(impl: str, smoke: bool) -> dict:
         t = time.perf_counter()
         for v in values:
             s.update(v)
-        return {"seconds": time.perf_counter() - t, "us_per_step": 1e6 * (time.perf_counter() - t) / steps}
+        secs = time.perf_counter() - t
+        return {"seconds": secs, "us_per_step": 1e6 * secs / steps}
     cell = nn.LSTMCell(1, 32)
     xs = torch.from_numpy(values.astype(np.float32))[:, None, None]
     with torch.inference_mode():

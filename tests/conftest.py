@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,13 @@ Cli = Callable[..., CliResult]
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a CLI subprocess: no debug tracebacks, a headless plot backend,
-    UTF-8 output whatever the host locale, plus ``extra``."""
+    UTF-8 output whatever the host locale, one intra-op thread, plus ``extra``.
+
+    One thread: the tests train models of a few units, where a second thread gains nothing, and
+    on a busy 2-core box OpenMP threads spin-waiting for each other made a fit 2-3x slower.
+    """
     env = {k: v for k, v in os.environ.items() if k != "RNNKIT_DEBUG"}
-    env.update({"MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8"})
+    env.update({"MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"})
     env.update(extra or {})
     return env
 
@@ -42,6 +46,19 @@ def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = 
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread for the in-process tests, as ``cli_env`` gives the subprocesses:
+    the models here have a few units, and on a busy 2-core box a second OpenMP thread only
+    spin-waits (a tiny RNN step measured ~100x slower). Results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """tests/data: the shipped public-domain series."""
@@ -52,3 +69,4 @@ def data_dir() -> Path:
 def cli() -> Cli:
     """``cli("fit", path, "--target", "y")`` -> (returncode, stdout, stderr) of a subprocess."""
     return run_cli
+

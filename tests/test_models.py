@@ -3,8 +3,6 @@ loop (parity with nn.RNN, gradcheck), option errors and the least-squares linear
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -17,16 +15,6 @@ from rnnkit.models.cells import LoopRNN, resolve_activation
 from rnnkit.models.init import init_linear_path
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import load_weights, save_weights
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: extra intra-op threads only contend (100x slower on a busy 2-core box).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 B, T, F, OUT, HORIZON, HIDDEN = 3, 6, 2, 2, 3, 5
 CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu"),

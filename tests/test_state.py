@@ -3,8 +3,6 @@ and the streaming predictor of a fitted Run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -13,16 +11,6 @@ import rnnkit
 from rnnkit.config import ModelConfig
 from rnnkit.models.network import RecurrentNet
 from rnnkit.runs import Run
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: extra intra-op threads only contend (100x slower on a busy 2-core box).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 F, HIDDEN, LAYERS = 2, 6, 2
 STEP_CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "identity")]
@@ -185,3 +173,26 @@ def test_stream_of_a_window_model_waits_then_matches_predict(window_run: Run) ->
     assert list(predicted.index) == list(range(need, len(values)))
     np.testing.assert_allclose(got[need - 1 : -1, 0], predicted.to_numpy()[:, 0], atol=1e-6,
                                rtol=0)
+
+
+def test_stream_of_a_trending_step_model_matches_the_whole_sequence():
+    """With diff, the first observation only sets the level: predictions then match the model
+    run over the whole differenced sequence."""
+    import numpy as np
+
+    import rnnkit
+
+    t = np.arange(400, dtype=float)
+    series = 0.05 * t + np.sin(0.2 * t)
+    run = rnnkit.fit(series, shape="next", cell="gru", window=20, warmup=3, transform="diff",
+                     epochs=2, hidden_size=8, quiet=True)
+    s = run.stream()
+    first = s.update(series[0])
+    assert np.isnan(first).all()
+    streamed = np.array([s.update(v)[0] for v in series[1:]])
+    pipe = run.pipeline
+    work = pipe.tensor(series[:, None].astype(np.float32))[None]
+    with torch.no_grad():
+        out, _ = run.model(work)
+    whole = pipe.to_levels(out[0].numpy()[:, None, :], series[:, None], np.arange(1, 400))
+    np.testing.assert_allclose(streamed, whole[:, 0, 0], rtol=0, atol=1e-4)

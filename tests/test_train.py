@@ -7,7 +7,6 @@ import copy
 import itertools
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +26,6 @@ from rnnkit.train.loop import evaluate_loss, train
 NILE = Path(__file__).parent / "data" / "nile_yearly.csv"
 TARGET = "flow_1e8_m3"
 KEYS = {"epoch", "train_loss", "val_loss", "lr", "grad_norm", "seconds"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models: extra intra-op threads only contend (100x slower on a busy 2-core box).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _fit_nile(**options) -> Run:

@@ -137,6 +137,13 @@ class Stream:
     @torch.inference_mode()
     def update(self, value: float | np.ndarray) -> np.ndarray:
         """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+        if self.diff and not self.windowed and self.last is None:
+            # nothing to difference yet: the working series starts at the second observation
+            x = np.atleast_1d(np.asarray(value, dtype=np.float64))
+            if not np.isfinite(x).all():
+                raise DataError(f"stream: observation {value!r} is not a finite number.")
+            self.last = float(x[0]) if self._scalar and np.ndim(value) == 0 else x
+            return np.full(self.n_out, np.nan)
         if self._scalar and not self.windowed and np.ndim(value) == 0:
             v = float(value)
             if not math.isfinite(v):
