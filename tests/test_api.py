@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.errors import ConfigError, DataError
+from rnnkit import persist
+from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.evaluate.report import verdict
 
 METRIC_NAMES = {"mse", "rmse", "mae", "mape", "smape", "mase"}
@@ -223,6 +225,29 @@ def test_save_and_load_round_trip(sun_run: rnnkit.Run, sun_csv: Path, tmp_path: 
     assert np.array_equal(f1.to_numpy(), f2.to_numpy())
     assert loaded.metrics == sun_run.metrics
     assert len(loaded.history) == len(sun_run.history)
+    # published files are as readable as any new file (mkstemp alone would leave them 0600)
+    probe = folder / "probe.txt"
+    probe.write_text("x")
+    for name in ("model.safetensors", "config.json", "metrics.json", "history.csv"):
+        assert (folder / name).stat().st_mode & 0o777 == probe.stat().st_mode & 0o777, name
+
+
+def test_header_length_that_looks_like_a_pickle_opcode_still_loads(tmp_path: Path) -> None:
+    """A safetensors header of 640 bytes starts 80 02: pickle protocol 2's opening bytes."""
+    from safetensors.torch import save
+
+    tensors = {"w": torch.arange(4, dtype=torch.float32)}
+    pads = [k for k in range(700) if save(tensors, {"pad": "x" * k})[:2] == b"\x80\x02"]
+    assert pads, "no metadata padding gives a 640-byte header"
+    path = tmp_path / "w.safetensors"
+    persist.save_weights(path, tensors, {"pad": "x" * pads[0]})
+    assert path.read_bytes()[:8] == (640).to_bytes(8, "little")
+    loaded = persist.load_weights(path, tensors)
+    assert torch.equal(loaded["w"], tensors["w"])
+    # a real pickle under the same name is still refused, by name, without unpickling it
+    path.write_bytes(pickle.dumps({"w": [0.0, 1.0, 2.0, 3.0]}, protocol=2))
+    with pytest.raises(CheckpointError, match="pickle"):
+        persist.load_weights(path, tensors)
 
 
 # --- independent sequences ----------------------------------------------------------------------

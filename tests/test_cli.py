@@ -180,6 +180,17 @@ def test_evaluate_json_matches_the_saved_metrics(cli: Cli, sun_dir: Path) -> Non
         assert metrics["model"][name] == pytest.approx(value, rel=1e-9)
 
 
+def test_closed_pipe_is_not_an_internal_error(sun_dir: Path) -> None:
+    """`rnnkit evaluate RUN --json | head -1`: the reader is gone before the output comes."""
+    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "evaluate", sun_dir, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc.stdout.close()  # long before the run is loaded and scored
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141
+    assert err == b""
+
+
 def test_predict_writes_csv_with_index_and_target(cli: Cli, sun_dir: Path, sun_csv: Path,
                                                   tmp_path: Path) -> None:
     out_csv = tmp_path / "pred.csv"
@@ -228,9 +239,9 @@ def test_generate_prints_the_continuation(cli: Cli, seeded_run: tuple[rnnkit.Run
 
 # --- bad input: exit 2, one line, no traceback --------------------------------------------------
 def test_missing_file(cli: Cli, tmp_path: Path) -> None:
-    rc, _, err = cli("fit", tmp_path / "no_such.csv", "--target", "y")
+    rc, _, err = cli("fit", tmp_path / "no_such.csv", "--target", "y", "--out", tmp_path / "x")
     assert_clean_error(rc, err, "not found", "no_such.csv")
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "x").exists()  # nothing written
 
 
 def test_missing_column_lists_columns_and_suggests(cli: Cli, sun_csv: Path) -> None:
@@ -299,3 +310,6 @@ def test_bom_and_crlf_give_the_same_metrics(cli: Cli, sun_csv: Path, sun_dir: Pa
     plain = json.loads((sun_dir / "metrics.json").read_text())
     other = json.loads((tmp_path / "odd" / "metrics.json").read_text())
     assert other == plain
+    # two processes, same seed: the very same weight file, byte for byte
+    weights = (sun_dir / "model.safetensors").read_bytes()
+    assert (tmp_path / "odd" / "model.safetensors").read_bytes() == weights

@@ -20,6 +20,8 @@ from rnnkit.errors import (
     ConfigError,
     DataError,
     RnnkitError,
+    RunLocked,
+    StorageError,
     TrainingError,
 )
 
@@ -29,18 +31,21 @@ __all__ = [
     "DataError",
     "RnnkitError",
     "Run",
+    "RunLocked",
+    "StorageError",
     "TrainingError",
     "__version__",
     "fit",
     "load",
+    "resume",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "fit":
-        from rnnkit.api import fit
+    if name in ("fit", "resume"):
+        from rnnkit import api
 
-        return fit
+        return getattr(api, name)
     if name in ("load", "Run"):
         from rnnkit import runs
 

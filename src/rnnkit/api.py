@@ -1,28 +1,38 @@
-"""``rnnkit.fit``: from data to a trained, evaluated Run, in one call.
+"""``rnnkit.fit``: from data to a trained, evaluated Run, in one call; ``resume`` continues
+an interrupted one from its run folder.
 
 read -> validate -> pairs/windows -> scale -> model -> train -> evaluate -> (save)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnkit.config import DataConfig, ModelConfig, TrainConfig, split_options, to_dict
+from rnnkit.config import (
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    split_options,
+    to_dict,
+)
 from rnnkit.data.sequences import SequencePipeline, as_sequences, as_targets
 from rnnkit.data.series import SeriesPipeline
-from rnnkit.errors import ConfigError
-from rnnkit.models.init import init_linear_path
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.lock import run_lock
+from rnnkit.models.init import prepare
 from rnnkit.models.network import RecurrentNet
+from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run, index_info
-from rnnkit.train import objectives
+from rnnkit.train import checkpoint, objectives
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.loop import train
-
-LINEAR_LR_SCALE = 0.1
+from rnnkit.train.snapshot import Snapshot
 
 
 def _is_sequence_data(data: Any, target: Any, shape: str | None,
@@ -53,11 +63,131 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
     options: any field of DataConfig, ModelConfig or TrainConfig by name, e.g. ``cell='gru'``,
         ``hidden_size=64``, ``window=48``, ``horizon=6``, ``epochs=100``, ``seed=1``.
 
+    out: the run folder. Given it, fit holds the folder's lock (one writer), records how to
+        resume in ``out/checkpoints/run.json``, saves checkpoints while training
+        (``checkpoint_every``; always on SIGINT/SIGTERM, then raises ``Interrupted``) and writes
+        the run there at the end. See docs/reliability.md.
+
     Example::
 
         run = rnnkit.fit("sunspots.csv", target="sunspot_number", epochs=5, quiet=True)
         run.forecast(12)
     """
+    if out is None:
+        return _fit(data, target, features, time, None, callbacks, options, None)
+    # run_lock removes the folders it created if they are still empty when it is released:
+    # bad input is refused before anything is written, and leaves nothing behind
+    with run_lock(out):
+        checkpoint.refuse_unfinished(out)
+        return _fit(data, target, features, time, out, callbacks, options, None)
+
+
+RESUME_OPTIONS = ("quiet", "checkpoint_every", "keep_checkpoints")
+
+
+@dataclass
+class _Resume:
+    """An interrupted run to continue: its record (run.json) and newest complete checkpoint."""
+
+    run: Path
+    record: dict
+    snapshot: Snapshot
+
+    def check(self, mcfg: ModelConfig, pipeline: dict) -> None:
+        """The data and options must rebuild exactly the model and pipeline that were saved."""
+        if (checkpoint.dumps(to_dict(mcfg)) != checkpoint.dumps(self.record["model"])
+                or checkpoint.dumps(pipeline) != checkpoint.dumps(self.record["pipeline"])):
+            raise CheckpointError(
+                f"{self.run}: the data and options no longer give the model and pipeline this "
+                "run was trained with (was rnnkit upgraded?); start a new run instead.")
+
+
+def resume(run: str | Path, data: Any = None, target: Any = None, *,
+           callbacks: list[Callback] | None = None, **overrides: Any) -> Run:
+    """Continue an interrupted ``fit(..., out=run)`` from its newest complete checkpoint.
+
+    The result equals the uninterrupted fit (bit for bit on CPU). The data file is re-read from
+    the path in ``run/checkpoints/run.json`` (or ``data``, if it moved) and must be the same
+    bytes (size and sha256); in-memory data must be given again as ``data``/``target``. Only
+    ``quiet``, ``checkpoint_every`` and ``keep_checkpoints`` may change. A newer checkpoint that
+    is not complete is skipped with a CheckpointWarning naming it and the one used.
+
+    Example::
+
+        run = rnnkit.api.resume("runs/sun")   # same as: rnnkit fit --resume runs/sun
+    """
+    unknown = sorted(set(overrides) - set(RESUME_OPTIONS))
+    if unknown:
+        raise ConfigError(f"resume continues with the run's own options; {unknown} cannot "
+                          f"change (only {', '.join(RESUME_OPTIONS)} can).")
+    folder = Path(run)
+    with run_lock(folder):  # first: another process may be writing the record right now
+        path = folder / checkpoint.FOLDER / checkpoint.RECORD
+        if not path.is_file():
+            done = (folder / "model.safetensors").is_file()
+            raise CheckpointError(
+                f"{folder}: nothing to resume ("
+                + ("the run finished: its model is saved" if done else
+                   f"no {checkpoint.FOLDER}/{checkpoint.RECORD}")
+                + f"); to train again: rnnkit fit DATA --out {folder}.")
+        record = checkpoint.loads(path)
+        try:
+            if record.get("kind") != "rnnkit-run-record" or record.get("format") != 1:
+                raise CheckpointError(f"{path}: not an rnnkit run record.")
+            mcfg = from_dict(ModelConfig, record["model"])
+            options = {**record["options"], **overrides}
+        except (AttributeError, KeyError, TypeError, ConfigError) as exc:
+            raise CheckpointError(f"{path}: invalid ({exc}).") from None
+        snap, skipped = checkpoint.latest_complete(folder)
+        if snap is None:
+            why = f" ({skipped[0][1]})" if skipped else ""
+            raise CheckpointError(f"{folder}: no complete checkpoint to resume from{why}; start "
+                                  f"the run again with rnnkit fit DATA --out {folder}.")
+        checkpoint.set_aside_skipped(folder, snap, skipped)
+        stored = sum(t.numel() * t.element_size() for k, t in snap.tensors.items()
+                     if k.startswith("model."))
+        if min_weight_bytes(mcfg) > stored:
+            # before anything is built: an edited run.json must not allocate a huge model
+            raise CheckpointError(f"{path}: the model it describes needs at least "
+                                  f"{min_weight_bytes(mcfg)} bytes of weights; {snap.source} "
+                                  f"holds {stored}. The files do not belong together.")
+        data, target, features, time = _resume_source(folder, record["source"], data, target)
+        return _fit(data, target, features, time, folder, callbacks, options,
+                    _Resume(folder, record, snap))
+
+
+def _resume_source(run: Path, src: dict, data: Any, target: Any) -> tuple:
+    """(data, target, features, time) of the run's data, checked to be unchanged."""
+    if src.get("kind") != "file":
+        if data is None:
+            raise DataError(f"{run} was fitted on in-memory data; pass the same data (and "
+                            "target) again: rnnkit.api.resume(run, data=..., target=...).")
+        return data, target if target is not None else src.get("target"), src.get(
+            "features") or None, src.get("time")
+    path = Path(data if data is not None else src["path"])
+    if not path.is_file():
+        raise DataError(f"{path}: the data file of run {run} is not there; if it moved, pass "
+                        f"its new path: rnnkit fit NEW_PATH --resume {run}.")
+    if checkpoint.fingerprint(path) != src["fingerprint"]:
+        raise DataError(f"{path} is not the file run {run} was trained on (its size or sha256 "
+                        "differs from the record); resuming on other data would not continue "
+                        "the same training. Restore the file, or start a new run.")
+    return str(path), src["target"], src["features"] or None, src["time"]
+
+
+def _record(source: dict, data: Any, options: dict, mcfg: ModelConfig, pipeline: dict) -> dict:
+    """run.json: everything resume needs to rebuild this fit and check it is the same."""
+    src = {k: source.get(k) for k in ("kind", "path", "target", "features", "time")}
+    if source["kind"] == "file":
+        src["fingerprint"] = checkpoint.fingerprint(Path(data))
+    return {"format": 1, "kind": "rnnkit-run-record", "source": src, "options": options,
+            "model": to_dict(mcfg), "pipeline": pipeline}
+
+
+def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
+         out: str | Path | None, callbacks: list[Callback] | None, options: dict,
+         plan: _Resume | None) -> Run:
+    """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
     d_opts, m_opts, t_opts = split_options(options)
     for key in ("target", "features", "time"):
         d_opts.pop(key, None)
@@ -120,17 +250,19 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
     if (objective == "last") != (mcfg.head == "last"):
         raise ConfigError(f"objective={objective!r} does not fit shape={dcfg.shape!r}.")
 
+    if plan is not None:
+        plan.check(mcfg, pipe.to_json())
     torch.manual_seed(tcfg.seed)
     model = RecurrentNet(mcfg)
-    groups = None
-    if init_linear_path(model, train_pairs):
-        # The linear path starts at its least-squares optimum: Adam's unit-size steps would
-        # only knock it off, so it moves slowly while the recurrent path learns the residual.
-        lin = list(model.linear.parameters())
-        rest = [p for p in model.parameters() if all(p is not q for q in lin)]
-        groups = [{"params": rest}, {"params": lin, "lr": tcfg.lr * LINEAR_LR_SCALE}]
+    groups = prepare(model, train_pairs, tcfg.lr)
     loss = objectives.pick(objective, dcfg.prompt_length)
-    history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups)
+    record = None
+    if out is not None and plan is None:
+        record = _record(source, data, options, mcfg, pipe.to_json())
+    resumed = None if plan is None else plan.snapshot
+    with checkpoint.session(out, tcfg, record, resumed) as ckpt:
+        history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups, ckpt,
+                        resumed)
     model.eval()
 
     config = {
@@ -149,7 +281,8 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
     run.evaluate()
     if out is not None:
         run.save(out)
+        checkpoint.finish(out)  # the run folder now holds the final model
     return run
 
 
-__all__ = ["fit"]
+__all__ = ["fit", "resume"]

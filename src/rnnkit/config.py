@@ -7,6 +7,7 @@ Python and on the command line (``hidden_size`` <-> ``--hidden-size``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -143,6 +144,10 @@ class TrainConfig:
     weights are restored at the end. lr_patience epochs without improvement halve the learning
     rate. objective ``auto`` picks teacher-forced per-step loss for ``next``, last-step loss for
     ``window``/``seq2one`` and closed-loop generation for ``continuation``.
+
+    checkpoint_every (only when the fit has a run folder, ``out``): save the full training
+    state every N epochs into ``RUN/checkpoints``; None (default) saves every epoch once
+    training has run for a minute, 0 only when interrupted. keep_checkpoints: how many are kept.
     """
 
     epochs: int = 200
@@ -156,6 +161,8 @@ class TrainConfig:
     objective: str = "auto"
     quiet: bool = False
     max_seconds: float | None = None
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 3
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
@@ -164,8 +171,13 @@ class TrainConfig:
         _positive("lr_patience", self.lr_patience, zero=True)
         _positive("seed", self.seed, zero=True)
         _choice("objective", self.objective, OBJECTIVES)
-        if not isinstance(self.lr, int | float) or not 0 < self.lr < 10:
-            raise ConfigError(f"lr={self.lr!r} must be a number in (0, 10); try 1e-3.")
+        _positive("checkpoint_every", self.checkpoint_every, allow_none=True, zero=True)
+        _positive("keep_checkpoints", self.keep_checkpoints)
+        # No upper bound: a learning rate too high for the data is caught within one step by
+        # the loop's divergence check, which names the fix (RELIABILITY.md row 21).
+        if (isinstance(self.lr, bool) or not isinstance(self.lr, int | float)
+                or not 0 < self.lr < math.inf):
+            raise ConfigError(f"lr={self.lr!r} must be a positive finite number; try 1e-3.")
         if self.clip is not None and not self.clip > 0:
             raise ConfigError(f"clip={self.clip!r} must be positive, or None for no clipping.")
 

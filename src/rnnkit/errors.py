@@ -41,6 +41,19 @@ class TrainingError(RnnkitError):
     exit_code = 1
 
 
+class StorageError(RnnkitError):
+    """A file could not be written (disk full, file size limit, read-only folder). Exit 1: the
+    input was fine, the machine refused; whatever was published before is still intact."""
+
+    exit_code = 1
+
+
+class RunLocked(RnnkitError):
+    """Another process is writing the run folder. Exit 1: retry when it has finished."""
+
+    exit_code = 1
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' for the nearest choice, or '' when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)

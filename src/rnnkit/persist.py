@@ -8,24 +8,43 @@ fsynced: a crash leaves the old file or the new one, never a torn file under the
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rnnkit.errors import CheckpointError
+from rnnkit.errors import CheckpointError, StorageError
+
+if TYPE_CHECKING:
+    from rnnkit.config import ModelConfig
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
-def _fsync_dir(folder: Path) -> None:
+
+def storage_error(path: Path, exc: OSError, what: str = "write") -> StorageError:
+    """One-line StorageError naming ``path``, the system's reason and a way out."""
+    reason = exc.strerror or str(exc)
+    fix = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
+           errno.EFBIG: "raise the file size limit (ulimit -f) or free space",
+           errno.EROFS: "write to another folder (--out)",
+           errno.EACCES: "check the folder's permissions or write to another folder (--out)",
+           errno.EPERM: "check the folder's permissions or write to another folder (--out)",
+           }.get(exc.errno or 0, "check the disk and the folder's permissions")
+    return StorageError(f"cannot {what} {path}: {reason}; {fix}. Files published before are "
+                        "intact.")
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so a rename inside it survives a power cut (best effort)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -38,21 +57,40 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Publish ``data`` at ``path`` atomically (temp file, fsync, rename, fsync folder)."""
+    """Publish ``data`` at ``path`` atomically (temp file, fsync, rename, fsync folder).
+
+    Raises StorageError (naming ``path``) when the system refuses the write; the old file, if
+    any, is left as it was and the temporary file is removed.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates the file 0600; the published file should be as readable as any
+            # file the user creates (plots and metrics get shared), so give it the umask's mode.
+            os.chmod(tmp, _new_file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise storage_error(path, exc) from None
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _json_default(o: Any) -> Any:
@@ -98,10 +136,26 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, s
     from safetensors.torch import save
 
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=meta)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, _sorted_metadata(data))
 
 
-def _check_header(path: Path) -> dict:
+def _sorted_metadata(data: bytes) -> bytes:
+    """safetensors writes ``__metadata__`` from a Rust HashMap, in an order that changes from
+    process to process, so two identical seeded runs wrote different model.safetensors bytes.
+    Re-emit the header with the metadata keys sorted: same content and length, same offsets."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    meta = header.get("__metadata__")
+    if not meta:
+        return data
+    header["__metadata__"] = dict(sorted(meta.items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > n:  # never the case for a reordering; keep the library's bytes if it were
+        return data
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
+
+
+def check_header(path: Path) -> dict:
     """Validate the safetensors header ourselves before the library maps the file, so a
     hostile size or offset cannot make us allocate or read past the end."""
     size = path.stat().st_size
@@ -110,6 +164,15 @@ def _check_header(path: Path) -> dict:
         if len(head) < 8:
             raise CheckpointError(f"{path}: too short to be a safetensors file.")
         (n,) = struct.unpack("<Q", head)
+        # A safetensors header length of 640 (bytes 80 02 ...) also reads as "pickle protocol
+        # 2": only a file that is not a plausible safetensors file (length fits, then '{') is
+        # named a pickle, or valid runs would be refused.
+        plausible = n <= MAX_HEADER_BYTES and 8 + n <= size and f.read(1) == b"{"
+        f.seek(8)
+        if not plausible and looks_like_pickle(head):
+            raise CheckpointError(f"{path}: is a pickle or torch.save file, not safetensors; "
+                                  "rnnkit never unpickles (unpickling can run code). Export the "
+                                  "weights with safetensors.torch.save_file.")
         if n > MAX_HEADER_BYTES or 8 + n > size:
             raise CheckpointError(
                 f"{path}: header claims {n} bytes but the file has {size}; the file is corrupt.")
@@ -135,6 +198,24 @@ def _check_header(path: Path) -> dict:
     return header
 
 
+def looks_like_pickle(head: bytes) -> bool:
+    """True for the first bytes of a pickle (protocol 2+) or of a torch.save zip archive."""
+    return (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head[:4] == b"PK\x03\x04"
+
+
+def min_weight_bytes(cfg: ModelConfig) -> int:
+    """A lower bound on the bytes of float32 weights any model of ``cfg`` stores: every layer
+    has at least a hidden x hidden recurrent matrix, the first a hidden x input one, the head a
+    hidden x outputs one and a windowed linear path a window x outputs one. Loaders compare it
+    with the file size before building anything, so a config edited to an absurd size is refused
+    without allocating it."""
+    h, outputs = cfg.hidden_size, cfg.horizon * cfg.output_size
+    count = cfg.num_layers * h * h + h * cfg.input_size + h * outputs
+    if cfg.linear_path and cfg.head == "last":
+        count += (cfg.window or 0) * cfg.input_size * outputs
+    return 4 * count
+
+
 def load_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Load tensors from a safetensors file and check names, shapes, dtype and finiteness
     against ``expected`` (a model's state_dict). Never builds a partial model."""
@@ -146,7 +227,7 @@ def load_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
                     f"{path}: missing; found {path.with_suffix(suffix).name}, a pickle-based "
                     "file, which rnnkit refuses to load because unpickling can run code.")
         raise CheckpointError(f"{path}: file not found.")
-    _check_header(path)
+    check_header(path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -154,17 +235,30 @@ def load_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot read weights ({exc}).") from None
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    check_tensors(tensors, expected, f"{path}: ")  # names as in the model's state_dict
+    return tensors
+
+
+def check_tensors(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                  where: str = "", prefix: str = "", noun: str = "weights") -> None:
+    """Refuse tensors that do not match ``expected`` name for name, in shape and dtype, or hold
+    NaN/inf: a model is only ever built from a complete, finite set of weights.
+
+    where: leads every message (a file name); prefix: the group the names belong to in a
+    checkpoint (``model.``); noun: what the tensors are, for the message.
+    """
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{path}: weights do not match the model (missing {missing[:3]}, "
+        group = f"{prefix}* tensors" if prefix else noun
+        raise CheckpointError(f"{where}{group} do not match the model (missing {missing[:3]}, "
                               f"unexpected {extra[:3]}).")
     for name, ref in expected.items():
-        t = tensors[name]
+        t = found[name]
+        shown = f"{prefix}{name}" if prefix else repr(name)
         if t.shape != ref.shape or t.dtype != ref.dtype:
             raise CheckpointError(
-                f"{path}: tensor {name!r} has shape {tuple(t.shape)} {t.dtype}, the model "
+                f"{where}tensor {shown} has shape {tuple(t.shape)} {t.dtype}, the model "
                 f"needs {tuple(ref.shape)} {ref.dtype}.")
         if t.is_floating_point() and not torch.isfinite(t).all():
-            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite weights.")
-    return tensors
+            raise CheckpointError(f"{where}tensor {shown} holds NaN or infinite {noun}.")

@@ -1,11 +1,15 @@
-"""PNG plots of a run: loss curves, test predictions vs truth, forecast, continuations.
+"""PNG plots of a run: loss and gradient norms, predictions vs truth, residuals, forecast with
+history, continuations, priming and the rolling-origin backtest.
 
-Matplotlib runs headless (Agg). Every plot has a title, axis labels with units where known, a
-legend, and for series the train/validation/test split marked.
+Matplotlib runs headless (Agg). Every plot has a title, axis labels with units where known
+(values are in the data's original units), a legend, for series the train/validation/test
+split marked, and the strongest simple baseline drawn beside the model where it helps.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +21,11 @@ import numpy as np
 
 from rnnkit.persist import atomic_write_bytes
 
+MODEL, TRUTH, BASE = "tab:blue", "black", "tab:orange"
+OTHERS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")  # baselines
+
 
 def _save(fig: Any, path: Path) -> Path:
-    import io
-
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
@@ -29,66 +34,158 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def loss_curves(history: list[dict], path: Path, best_epoch: int | None = None) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _best_baseline(baselines: dict[str, np.ndarray], truth: np.ndarray) -> str | None:
+    """The baseline with the lowest squared error on ``truth``: the one worth drawing."""
+    if not baselines:
+        return None
+    return min(baselines, key=lambda k: float(np.mean((baselines[k] - truth) ** 2)))
+
+
+def _mark_splits(ax: Any, x: np.ndarray, bounds: tuple[int, int], lo: int) -> None:
+    """Shade the validation and test parts of a time axis and label them."""
+    train_end, val_end = bounds
+    top = ax.get_ylim()[1]
+    for a, b, label, alpha in ((train_end, val_end, "validation", 0.08),
+                               (val_end, len(x), "test", 0.16)):
+        a, b = max(a, lo), min(b, len(x))
+        if b > a:
+            ax.axvspan(x[a], x[b - 1], color="grey", alpha=alpha, lw=0)
+            ax.annotate(label, (x[a], top), fontsize=8, va="top", ha="left", color="dimgrey")
+
+
+def loss_curves(history: list[dict], path: Path, best_epoch: int | None = None,
+                stop_reason: str | None = None) -> Path:
+    """Training/validation loss per epoch (log scale) and the mean gradient norm below it."""
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
+                                  gridspec_kw={"height_ratios": [2, 1]})
     ep = [r["epoch"] for r in history]
-    ax.plot(ep, [r["train_loss"] for r in history], label="train")
+    ax.plot(ep, [r["train_loss"] for r in history], color=MODEL, label="train")
     val = [r["val_loss"] for r in history]
-    if not all(np.isnan(v) for v in val):
-        ax.plot(ep, val, label="validation")
+    if not all(math.isnan(v) for v in val):
+        ax.plot(ep, val, color=BASE, label="validation")
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
     ax.set_yscale("log")
-    ax.set_xlabel("epoch (0 = before training)")
-    ax.set_ylabel("loss (MSE on scaled data)")
-    ax.set_title("Training and validation loss")
-    ax.legend()
+    ax.set_ylabel("loss (MSE in model units)")
+    ax.set_title("Training and validation loss" + (f" (stopped: {stop_reason})" if stop_reason
+                                                   else ""), fontsize=10)
+    ax.legend(fontsize=8)
+    grads = [r.get("grad_norm", math.nan) for r in history]
+    if any(g > 0 for g in grads if not math.isnan(g)):
+        ax2.plot(ep, grads, color="tab:green", lw=1, label="mean gradient norm (before clipping)")
+        ax2.set_yscale("log")
+        ax2.legend(fontsize=8)
+    ax2.set_xlabel("epoch (0 = before training)")
+    ax2.set_ylabel("gradient norm")
     return _save(fig, path)
 
 
-def series_predictions(index: Any, values: np.ndarray, origins: np.ndarray, pred: np.ndarray,
+def series_predictions(index: Any, values: np.ndarray, origins: Any, pred: np.ndarray,
                        baselines: dict[str, np.ndarray], bounds: tuple[int, int], name: str,
-                       path: Path) -> Path:
-    """Test split: truth, one-step-ahead model forecasts and the last-value baseline, with
-    some history before it and the split boundaries marked."""
-    train_end, val_end = bounds
+                       path: Path, truth: np.ndarray | None = None) -> Path:
+    """Held-out split: truth, the model's one-step-ahead forecasts and the best baseline's,
+    with some history before it and the splits shaded."""
+    origins = np.asarray(origins)
     first = int(origins[0]) + 1
     lo = max(0, first - max(50, len(origins) // 3))
     x = np.asarray(index)
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(x[lo:], values[lo:, 0], color="black", lw=1, label=f"{name} (truth)")
+    ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label=f"{name} (truth)")
     tx = x[origins + 1]
-    if "last value" in baselines:
-        ax.plot(tx, baselines["last value"][:, 0, 0], color="tab:orange", lw=0.8, alpha=0.7,
-                label="last value baseline")
-    ax.plot(tx, pred[:, 0, 0], color="tab:blue", lw=1.2, label="model, 1 step ahead")
-    for b, lab in ((train_end, "validation starts"), (val_end, "test starts")):
-        if lo < b < len(x):
-            ax.axvline(x[b], color="grey", ls="--", lw=1)
-            ax.annotate(lab, (x[b], ax.get_ylim()[1]), fontsize=8, va="top", ha="left")
-    ax.set_title(f"{name}: test-split forecasts vs truth")
+    best = _best_baseline(baselines, truth) if truth is not None else (
+        "last value" if "last value" in baselines else None)
+    if best is not None:
+        ax.plot(tx, baselines[best][:, 0, 0], color=BASE, lw=0.8, alpha=0.8,
+                label=f"{best} baseline")
+    ax.plot(tx, pred[:, 0, 0], color=MODEL, lw=1.2, label="model, 1 step ahead")
+    _mark_splits(ax, x, bounds, lo)
+    ax.set_title(f"{name}: forecasts on the held-out rows vs truth")
     ax.set_xlabel("time")
-    ax.set_ylabel(name)
+    ax.set_ylabel(f"{name} (original units)")
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
 
 
+def series_residuals(index: Any, origins: Any, pred: np.ndarray, truth: np.ndarray,
+                     baselines: dict[str, np.ndarray], name: str, path: Path) -> Path:
+    """Errors of the first forecast step over time, and their distribution, model vs the best
+    baseline: structure left in the residuals is signal the model missed."""
+    x = np.asarray(index)[np.asarray(origins) + 1]
+    res = pred[:, 0, 0] - truth[:, 0, 0]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
+    best = _best_baseline(baselines, truth)
+    if best is not None:
+        bres = baselines[best][:, 0, 0] - truth[:, 0, 0]
+        ax.plot(x, bres, color=BASE, lw=0.7, alpha=0.7, label=f"{best} baseline")
+        ax2.hist(bres, bins=30, color=BASE, alpha=0.5, label=best)
+    ax.plot(x, res, color=MODEL, lw=0.9, label="model")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_title(f"{name}: residuals (forecast - truth) on the held-out rows")
+    ax.set_xlabel("time")
+    ax.set_ylabel(f"error ({name} units)")
+    ax.legend(fontsize=8)
+    ax2.hist(res, bins=30, color=MODEL, alpha=0.6, label="model")
+    ax2.set_title("distribution")
+    ax2.set_xlabel("error")
+    ax2.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sequence_residuals(truth: np.ndarray, pred: np.ndarray, baselines: dict[str, np.ndarray],
+                       path: Path) -> Path:
+    """Continuations: RMSE at each generated step, model vs baselines. seq2one: the error of
+    each held-out sequence against its true value."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if truth.ndim == 3 and truth.shape[1] > 1:
+        steps = np.arange(1, truth.shape[1] + 1)
+        ax.plot(steps, np.sqrt(np.mean((pred - truth) ** 2, axis=(0, 2))), "o-", color=MODEL,
+                lw=2, label="model")
+        for (name, fc), color in zip(baselines.items(), OTHERS, strict=False):
+            rmse = np.sqrt(np.mean((fc - truth) ** 2, axis=(0, 2)))
+            ax.plot(steps, rmse, "s--", color=color, label=f"{name} baseline")
+        ax.set_xlabel("generated step")
+        ax.set_ylabel("RMSE (original units)")
+        ax.set_title("Error at each step of the continuation (held-out sequences)")
+        ax.set_xticks(steps)
+    else:
+        t, r = truth.ravel(), (pred - truth).ravel()
+        ax.scatter(t, r, s=8, alpha=0.6, color=MODEL, label="model")
+        if "mean" in baselines:
+            ax.scatter(t, (baselines["mean"] - truth).ravel(), s=6, alpha=0.3, color=BASE,
+                       label="mean baseline")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("true value")
+        ax.set_ylabel("error (predicted - true)")
+        ax.set_title("Residuals of the held-out sequences")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def forecast(index: Any, values: np.ndarray, future_index: Any, future: np.ndarray, name: str,
-             path: Path) -> Path:
+             path: Path, bounds: tuple[int, int] | None = None,
+             baseline: np.ndarray | None = None, baseline_name: str = "") -> Path:
+    """History, the model's forecast past the end, and a baseline's continuation."""
     fig, ax = plt.subplots(figsize=(10, 4.5))
     lo = max(0, len(values) - max(4 * len(future), 200))
-    ax.plot(np.asarray(index)[lo:], values[lo:, 0], color="black", lw=1, label="history")
+    x = np.asarray(index)
+    ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label="history")
+    if baseline is not None:
+        ax.plot(np.asarray(future_index), baseline, color=BASE, lw=1, ls="--",
+                label=f"{baseline_name} baseline")
     ax.plot(np.asarray(future_index), future[:, 0], color="tab:red", lw=1.5,
-            label=f"forecast ({len(future)} steps)")
+            label=f"model forecast ({len(future)} steps)")
+    ax.axvline(x[-1], color="grey", lw=1, ls=":")
+    if bounds is not None:
+        _mark_splits(ax, x, bounds, lo)
     ax.set_title(f"{name}: forecast past the end of the data")
     ax.set_xlabel("time")
-    ax.set_ylabel(name)
+    ax.set_ylabel(f"{name} (original units)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def continuations(truth: np.ndarray, pred: np.ndarray, prompt: np.ndarray, path: Path,
-                  n: int = 6) -> Path:
+                  n: int = 6, mean: np.ndarray | None = None) -> Path:
     """True vs generated continuations of the first ``n`` sequences (prompt shown too)."""
     n = min(n, len(truth))
     cols = min(3, n)
@@ -101,63 +198,34 @@ def continuations(truth: np.ndarray, pred: np.ndarray, prompt: np.ndarray, path:
             continue
         ax.plot(range(p), prompt[k, :, 0], "o-", color="grey", label="prompt")
         steps = range(p, p + truth.shape[1])
-        ax.plot(steps, truth[k, :, 0], "o-", color="black", label="true")
-        ax.plot(steps, pred[k, :, 0], "x--", color="tab:blue", label="generated")
-        ax.set_title(f"sequence {k}", fontsize=9)
+        ax.plot(steps, truth[k, :, 0], "o-", color=TRUTH, label="true")
+        if mean is not None:
+            ax.plot(steps, mean[:, 0], ":", color=BASE, label="mean baseline")
+        ax.plot(steps, pred[k, :, 0], "x--", color=MODEL, label="generated")
+        ax.set_title(f"held-out sequence {k}", fontsize=9)
         ax.set_xlabel("step")
+        ax.set_ylabel("value")
         if k == 0:
             ax.legend(fontsize=7)
     fig.suptitle("Generated vs true continuations (held-out sequences)")
     return _save(fig, path)
 
 
-def scatter(truth: np.ndarray, pred: np.ndarray, path: Path, title: str) -> Path:
+def scatter(truth: np.ndarray, pred: np.ndarray, path: Path, title: str,
+            baseline: float | None = None) -> Path:
+    """Predicted vs true values; a flat cloud means the model predicts one value for all."""
     fig, ax = plt.subplots(figsize=(5, 5))
     t, q = truth.ravel(), pred.ravel()
-    ax.scatter(t, q, s=8, alpha=0.6)
+    ax.scatter(t, q, s=8, alpha=0.6, color=MODEL, label="model")
     lim = [min(t.min(), q.min()), max(t.max(), q.max())]
     ax.plot(lim, lim, color="grey", ls="--", lw=1, label="perfect")
+    if baseline is not None:
+        ax.axhline(baseline, color=BASE, lw=1, ls=":", label="mean baseline")
     ax.set_xlabel("true value")
     ax.set_ylabel("predicted value")
-    ax.set_title(title)
-    ax.legend()
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     return _save(fig, path)
-
-
-def save_run_plots(run: Any, folder: Path) -> list[Path]:
-    """The standard plots of a run into ``folder``; returns the files written."""
-    folder = Path(folder)
-    out = []
-    if run.history:
-        out.append(loss_curves(run.history, folder / "loss.png",
-                               run.config.get("training", {}).get("best_epoch")))
-    ev = getattr(run, "_last_eval", None)
-    if ev is None:
-        return out
-    if run.is_series:
-        pipe = run.pipeline
-        name = pipe.targets[0]
-        values, index = ev["values"], ev["index"]
-        out.append(series_predictions(index, values, ev["origins"], ev["pred"], ev["baselines"],
-                                      pipe.bounds(len(values)), name, folder / "predictions.png"))
-        if not pipe.features:
-            steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
-            fc = run.forecast(steps)
-            out.append(forecast(index, values, fc.index, fc.to_numpy(), name,
-                                folder / "forecast.png"))
-    elif run.pipeline.shape == "seq2one":
-        out.append(scatter(ev["truth"], ev["pred"], folder / "predictions.png",
-                           "Held-out sequences: predicted vs true"))
-    else:
-        truth, pred = ev["truth"], ev["pred"]
-        seqs = run._data["seqs"] if run._data else None
-        if seqs is not None:
-            parts = run.pipeline.split_indices(len(seqs))
-            idx = parts["test"] if len(parts["test"]) else parts["val"]
-            p = seqs[0].shape[0] - truth.shape[1]
-            prompt = np.stack([seqs[i][:p] for i in idx[: len(truth)]])
-            out.append(continuations(truth, pred, prompt, folder / "continuations.png"))
-    return out
 
 
 def priming(truth: np.ndarray, primed: np.ndarray, unprimed: np.ndarray, prime_len: int,
@@ -166,18 +234,122 @@ def priming(truth: np.ndarray, primed: np.ndarray, unprimed: np.ndarray, prime_l
     steps = min(steps, len(truth))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     t = np.arange(steps)
-    ax.plot(t, truth[:steps], color="black", lw=1.5, label="truth")
-    ax.plot(t, primed[:steps], "--", color="tab:blue", label=f"primed on {prime_len} values")
+    ax.plot(t, truth[:steps], color=TRUTH, lw=1.5, label="truth")
+    ax.plot(t, primed[:steps], "--", color=MODEL, label=f"primed on {prime_len} values")
     ax.plot(t, unprimed[:steps], ":", color="tab:red", lw=2, label="zero state (unprimed)")
     ax.axvspan(0, prime_len, color="grey", alpha=0.15, label=f"first {prime_len} steps")
     ax.set_ylabel("value")
     ax.set_title("Next-step predictions at the start of an unseen range")
     ax.legend(fontsize=8)
-    ax2.semilogy(t, (primed[:steps] - truth[:steps]) ** 2 + 1e-16, color="tab:blue",
-                 label="primed")
+    ax2.semilogy(t, (primed[:steps] - truth[:steps]) ** 2 + 1e-16, color=MODEL, label="primed")
     ax2.semilogy(t, (unprimed[:steps] - truth[:steps]) ** 2 + 1e-16, color="tab:red",
                  label="unprimed")
     ax2.set_xlabel("step into the test range")
     ax2.set_ylabel("squared error")
     ax2.legend(fontsize=8)
     return _save(fig, path)
+
+
+def priming_curve(curve: np.ndarray, settled: float, needed: int, warmup: int,
+                  path: Path) -> Path:
+    """Error per step after a zero state (held-out data), with the needed and declared
+    warm-up lengths: the doctor's priming evidence."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    t = np.arange(len(curve))
+    ax.semilogy(t, np.maximum(curve, 1e-16), color=MODEL, label="model from a zero state")
+    ax.axhline(settled, color="grey", ls="--", lw=1, label="settled error")
+    if needed:
+        ax.axvspan(-0.5, needed - 0.5, color="tab:red", alpha=0.12,
+                   label=f"needs {needed} priming steps")
+    ax.axvline(warmup - 0.5, color=BASE, lw=1.5, label=f"run's warm-up ({warmup})")
+    ax.set_xlabel("step after a fresh state")
+    ax.set_ylabel("mean squared error (scaled units)")
+    ax.set_title("Priming: error at each step after a zero state (held-out data)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def backtest(index: Any, values: np.ndarray, bt: Any, name: str, path: Path) -> Path:
+    """Each origin's multi-step forecast drawn over the truth (rolling-origin backtest)."""
+    x = np.asarray(index)
+    lo = max(0, int(bt.origins[0]) - 2 * bt.steps)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label=f"{name} (truth)")
+    best = _best_baseline(bt.baselines, bt.truth)
+    for i, a in enumerate(bt.origins):
+        fx = x[int(a) + 1 : int(a) + 1 + bt.steps]
+        if best is not None:
+            ax.plot(fx, bt.baselines[best][i, :, 0], color=BASE, lw=0.8, ls="--",
+                    label=f"{best} baseline" if i == 0 else None)
+        ax.plot(fx, bt.model[i, :, 0], color="tab:red", lw=1.2,
+                label=f"model, {bt.steps} steps ahead" if i == 0 else None)
+        ax.plot(x[int(a)], values[int(a), 0], "o", color="tab:red", ms=3)
+    ax.set_title(f"{name}: rolling-origin backtest, {len(bt.origins)} origins "
+                 f"({bt.split} split)")
+    ax.set_xlabel("time")
+    ax.set_ylabel(f"{name} (original units)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def save_run_plots(run: Any, folder: Path) -> list[Path]:
+    """The standard plots of a run into ``folder``; returns the files written."""
+    folder = Path(folder)
+    out = []
+    training = run.config.get("training", {})
+    if run.history:
+        out.append(loss_curves(run.history, folder / "loss.png", training.get("best_epoch"),
+                               training.get("stop_reason")))
+    ev = getattr(run, "_last_eval", None)
+    if ev is None:
+        return out
+    pipe = run.pipeline
+    if run.is_series:
+        name = pipe.targets[0]
+        values, index = ev["values"], ev["index"]
+        bounds = pipe.bounds(len(values))
+        out.append(series_predictions(index, values, ev["origins"], ev["pred"], ev["baselines"],
+                                      bounds, name, folder / "predictions.png", ev["truth"]))
+        out.append(series_residuals(index, ev["origins"], ev["pred"], ev["truth"],
+                                    ev["baselines"], name, folder / "residuals.png"))
+        if not pipe.features:
+            steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
+            fc = run.forecast(steps)
+            base, base_name = None, ""
+            if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
+                season = values[-pipe.period :, 0]
+                base, base_name = np.resize(season, steps), "seasonal naive"
+            out.append(forecast(index, values, fc.index, fc.to_numpy(), name,
+                                folder / "forecast.png", bounds, base, base_name))
+    elif pipe.shape == "seq2one":
+        mean = ev["baselines"].get("mean")
+        out.append(scatter(ev["truth"], ev["pred"], folder / "predictions.png",
+                           "Held-out sequences: predicted vs true",
+                           None if mean is None else float(np.mean(mean))))
+        out.append(sequence_residuals(ev["truth"], ev["pred"], ev["baselines"],
+                                      folder / "residuals.png"))
+    else:
+        truth, pred = ev["truth"], ev["pred"]
+        out.append(sequence_residuals(truth, pred, ev["baselines"], folder / "residuals.png"))
+        seqs = run._data["seqs"] if run._data else None
+        if seqs is not None:
+            parts = pipe.split_indices(len(seqs))
+            idx = parts["test"] if len(parts["test"]) else parts["val"]
+            p = seqs[0].shape[0] - truth.shape[1]
+            prompt = np.stack([seqs[i][:p] for i in idx[: len(truth)]])
+            mean = ev["baselines"].get("mean")
+            out.append(continuations(truth, pred, prompt, folder / "continuations.png",
+                                     mean=None if mean is None else mean[0]))
+    out += _priming_plot(run, folder)
+    return out
+
+
+def _priming_plot(run: Any, folder: Path) -> list[Path]:
+    from rnnkit.evaluate.findings.base import Subject
+    from rnnkit.evaluate.findings.model import priming_curve as measure
+
+    pc = measure(Subject(run, run.metrics))
+    if pc is None:
+        return []
+    return [priming_curve(pc.curve, pc.steady, pc.needed, pc.warmup,
+                          folder / "priming_curve.png")]

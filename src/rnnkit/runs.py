@@ -33,7 +33,14 @@ from rnnkit.inference import (
     series_forecasts,
 )
 from rnnkit.models.network import RecurrentNet
-from rnnkit.persist import load_weights, read_json, save_weights, write_json
+from rnnkit.persist import (
+    check_header,
+    load_weights,
+    min_weight_bytes,
+    read_json,
+    save_weights,
+    write_json,
+)
 
 FORMAT = 1
 
@@ -53,19 +60,23 @@ def index_info(index: pd.Index) -> dict:
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
         freq = _infer_freq(index) if len(index) >= 3 else None
         step = None if freq else str(pd.Series(index).diff().median())
-        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step}
-    return {"kind": "range", "last": int(len(index) - 1)}
+        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step,
+                "name": index.name}
+    return {"kind": "range", "last": int(len(index) - 1), "name": index.name}
 
 
 def extend_index(info: dict, steps: int) -> pd.Index:
+    """The ``steps`` index values after the end described by ``index_info`` (same name, so a
+    forecast CSV has the same first column as the data and its predictions)."""
+    name = info.get("name")
     if info.get("kind") == "datetime":
         last = pd.Timestamp(info["last"])
         if info.get("freq"):
-            return pd.date_range(last, periods=steps + 1, freq=info["freq"])[1:]
+            return pd.date_range(last, periods=steps + 1, freq=info["freq"], name=name)[1:]
         step = pd.Timedelta(info["step"])
-        return pd.DatetimeIndex([last + step * (k + 1) for k in range(steps)])
+        return pd.DatetimeIndex([last + step * (k + 1) for k in range(steps)], name=name)
     start = int(info.get("last", -1)) + 1
-    return pd.RangeIndex(start, start + steps)
+    return pd.RangeIndex(start, start + steps, name=name)
 
 
 class Run:
@@ -80,6 +91,7 @@ class Run:
         self.history = history
         self.metrics: dict | None = None
         self.extras: dict[str, Any] = {}  # problem-specific figures (demos) kept in metrics.json
+        self.findings: list | None = None  # the doctor's findings, once diagnosed
         self._data = data  # the fitted data, while in memory: {"values", "index"} or sequences
 
     # --- data --------------------------------------------------------------------------------
@@ -181,6 +193,18 @@ class Run:
         self._last_eval = {"pred": pred, "truth": truth, "baselines": base}
         return metrics
 
+    def diagnose(self, data: Any = None, control: bool = True, target: Any = None) -> list:
+        """Check the run against what a working model looks like: a list of findings (code,
+        severity, message, evidence, fix), worst first, also kept in ``metrics["findings"]``.
+        ``data`` (and ``target`` for seq2one) replace the fitted data; ``control`` trains a
+        shuffled-target copy briefly (a fixed amount of work). See docs/diagnosis.md."""
+        from rnnkit.evaluate import doctor
+
+        self.findings = doctor.diagnose(self, data, target=target, control=control)
+        if self.metrics is not None:
+            self.metrics["findings"] = [f.to_json() for f in self.findings]
+        return self.findings
+
     def table(self) -> str:
         """The metrics table (model vs baselines) with a one-line verdict."""
         return report.format_table(self.metrics or self.evaluate())
@@ -265,10 +289,17 @@ class Run:
         from rnnkit.persist import atomic_write_bytes
 
         atomic_write_bytes(folder / "history.csv", buf.getvalue().encode())
+        # diagnosed once the weights are on disk, so a failing check never loses a fit
+        if self.findings is None:
+            self.diagnose()
+        self.metrics["findings"] = [f.to_json() for f in self.findings or []]
+        write_json(folder / "metrics.json", self.metrics)
         if plots:
             from rnnkit import plots as plotting
+            from rnnkit.report import write_report
 
             plotting.save_run_plots(self, folder)
+            write_report(self, folder)
         return folder
 
 
@@ -288,15 +319,27 @@ def load(path: str | Path) -> Run:
                 else SequencePipeline.from_json(pipe_json))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / 'config.json'}: invalid ({exc}).") from None
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        check_header(weights)  # a pickle or a lying header is refused before anything else
+    if weights.is_file() and weights.stat().st_size < min_weight_bytes(mcfg):
+        # checked before the model is built: an edited config must not allocate a huge model
+        raise CheckpointError(f"{folder / 'config.json'}: describes a model of at least "
+                              f"{min_weight_bytes(mcfg)} bytes of weights, but {weights} has "
+                              f"{weights.stat().st_size}; the files do not belong together.")
     model = RecurrentNet(mcfg)
-    tensors = load_weights(folder / "model.safetensors", model.state_dict())
+    tensors = load_weights(weights, model.state_dict())
     model.load_state_dict(tensors)
     model.eval()
     history = []
     hist_file = folder / "history.csv"
     if hist_file.is_file():
-        with open(hist_file, newline="") as f:
-            history = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        try:
+            with open(hist_file, newline="", encoding="utf-8") as f:
+                history = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        except (UnicodeDecodeError, csv.Error, TypeError, ValueError):
+            raise CheckpointError(f"{hist_file}: not the CSV of numbers rnnkit writes; the file "
+                                  "is corrupt.") from None
     run = Run(model, pipe, cfg, history)
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():

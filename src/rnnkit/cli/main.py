@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Any
 
 from rnnkit import __version__
-from rnnkit.cli.options import add_training_options, collect
+from rnnkit.cli.options import add_checkpoint_options, add_training_options, collect
 from rnnkit.errors import RnnkitError
 
 DEMOS = ("sine", "adder", "seeded", "sunspots")
@@ -49,22 +50,58 @@ def _default_out(data: str, target: str | None) -> str:
     return os.path.join("runs", f"{stem}-{target}" if target else stem)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    print(f"rnnkit: warning: {message}", file=sys.stderr)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
-    import rnnkit
+    import warnings
+
+    from rnnkit.api import fit, resume
+    from rnnkit.errors import ConfigError
+    from rnnkit.train.signals import Interrupted
 
     target = args.target.split(",") if args.target and "," in args.target else args.target
     features = args.features.split(",") if args.features else None
-    out = args.out or _default_out(args.data, args.target)
-    run = rnnkit.fit(args.data, target=target, features=features, time=args.time,
-                     **collect(args))
-    folder = run.save(out)
+    with warnings.catch_warnings():
+        # warnings (e.g. a corrupt checkpoint skipped on resume) as one line each
+        warnings.simplefilter("default")
+        warnings.showwarning = _warning_line
+        try:
+            if args.resume:
+                given = [o for o in ("target", "features", "time", "out") if getattr(args, o)]
+                if given:
+                    raise ConfigError(f"--resume continues the run with its own settings; drop "
+                                      f"{', '.join('--' + o for o in given)}.")
+                folder = args.resume
+                run = resume(folder, data=args.data, **collect(args))
+            elif args.data is None:
+                raise ConfigError("fit needs DATA (a CSV or Parquet file), or --resume RUN to "
+                                  "continue an interrupted run.")
+            else:
+                folder = args.out or _default_out(args.data, args.target)
+                run = fit(args.data, target=target, features=features, time=args.time,
+                          out=folder, **collect(args))
+        except Interrupted as exc:
+            print(exc, file=sys.stderr)
+            return exc.exit_code
     notes = run.config.get("notes") or []
     t = run.config["training"]
     text = "\n".join([*notes, "", run.table(), "",
                       f"trained {t['best_epoch']} epochs kept (stopped: {t['stop_reason']}) in "
                       f"{t['seconds']:.1f} s", f"run saved to {folder}"])
+    text += "\n" + _doctor_summary(run, folder)
     _emit(args, {"run": str(folder), "metrics": run.metrics, "notes": notes}, text)
     return 0
+
+
+def _doctor_summary(run: Any, folder: Any) -> str:
+    """The doctor's short verdict printed after fit and demo: warnings and errors only."""
+    from rnnkit.evaluate import doctor
+
+    findings = run.findings if run.findings is not None else run.diagnose()
+    return doctor.summary(findings, folder)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -79,7 +116,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         run = demos.reattach(run)
     metrics = run.evaluate(data) if data is not None or run._data is not None else run.metrics
-    _emit(args, metrics or {}, run.table() if metrics else "no metrics stored for this run")
+    text = run.table() if metrics else "no metrics stored for this run"
+    if args.backtest is not None:
+        from rnnkit.evaluate.backtest import backtest, format_backtest
+
+        bt = backtest(run, k=args.backtest, steps=args.steps, data=data)
+        metrics = {**(metrics or {}), "backtest": bt.to_json()}
+        text += "\n\n" + format_backtest(bt)
+    _emit(args, metrics or {}, text)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import rnnkit
+    from rnnkit.evaluate import doctor
+
+    run = rnnkit.load(args.run)
+    findings = run.diagnose(args.data, control=not args.no_control)
+    _emit(args, {"run": args.run, "findings": [f.to_json() for f in findings]},
+          doctor.format_findings(findings))
     return 0
 
 
@@ -136,14 +191,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rnnkit import demos
 
-    result = demos.run_demo(args.name, out=args.out, **collect(args))
-    _emit(args, result["metrics"], result["text"])
+    extra = {"shuffle_targets": True} if args.shuffle_targets else {}
+    result = demos.run_demo(args.name, out=args.out, **collect(args), **extra)
+    _emit(args, result["metrics"],
+          result["text"] + "\n" + _doctor_summary(result["run"], result["folder"]))
     return 0
 
 
 EXAMPLES = {
-    "fit": "rnnkit fit sunspots.csv --target sunspot_number --out runs/sun",
-    "evaluate": "rnnkit evaluate runs/sun            # or: rnnkit evaluate runs/sun new.csv",
+    "fit": "rnnkit fit sunspots.csv --target sunspot_number --out runs/sun\n"
+           "         rnnkit fit --resume runs/sun      # after Ctrl-C, a kill or a crash",
+    "evaluate": "rnnkit evaluate runs/sun            # or: rnnkit evaluate runs/sun new.csv\n"
+                "         rnnkit evaluate runs/sun --backtest 10 --steps 12",
+    "doctor": "rnnkit doctor runs/sun              # findings, evidence and what to try",
     "predict": "rnnkit predict runs/sun new.csv --out predictions.csv",
     "forecast": "rnnkit forecast runs/sun --steps 24 --out forecast.csv",
     "generate": "rnnkit generate runs/seeded --prompt 0.1,0.5,-0.3,0.9,0.2 --steps 5",
@@ -165,18 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
         return c
 
     c = command("fit", "Train a model on a CSV/Parquet series and save the run folder.")
-    c.add_argument("data", help="CSV or Parquet file")
+    c.add_argument("data", nargs="?", help="CSV or Parquet file")
     c.add_argument("--target", help="column(s) to predict, comma-separated")
     c.add_argument("--features", help="extra input columns, comma-separated")
     c.add_argument("--time", help="time column (default: detected)")
     c.add_argument("--out", help="run folder (default runs/<file>-<target>)")
     add_training_options(c)
+    add_checkpoint_options(c)
     c.set_defaults(func=cmd_fit)
 
     c = command("evaluate", "Metrics of a saved run next to the baselines.")
     c.add_argument("run")
     c.add_argument("data", nargs="?", help="data to evaluate on (default: the fitted data)")
+    c.add_argument("--backtest", type=int, metavar="K", help="also re-forecast from K origins "
+                   "over the test split, with errors per step ahead (series runs)")
+    c.add_argument("--steps", type=int, help="rows forecast from each backtest origin (default: "
+                   "the horizon, or one season up to 24)")
     c.set_defaults(func=cmd_evaluate)
+
+    c = command("doctor", "Say in plain words whether a run learned anything, and why not.")
+    c.add_argument("run")
+    c.add_argument("data", nargs="?", help="data to check against (default: the fitted data)")
+    c.add_argument("--no-control", action="store_true", help="skip the shuffled-target control "
+                   "(a copy trained briefly on shuffled targets)")
+    c.set_defaults(func=cmd_doctor)
 
     c = command("predict", "One-step predictions for every row of a table.")
     c.add_argument("run")
@@ -199,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("demo", "Run a founding problem end to end: " + ", ".join(DEMOS) + ".")
     c.add_argument("name", choices=DEMOS)
+    c.add_argument("--shuffle-targets", action="store_true", help="seeded only: pair each "
+                   "prompt with another sequence's continuation (a misaligned batching helper)")
     c.add_argument("--out", help="run folder (default runs/<name>)")
     add_training_options(c)
     c.set_defaults(func=cmd_demo)
@@ -211,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # Every command writes files: a write past `ulimit -f` then fails with EFBIG, which becomes
+    # a clean error naming the file, instead of SIGXFSZ killing the process mid-write.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(args.func(args) or 0)
     except RnnkitError as exc:
@@ -219,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rnnkit evaluate RUN --json | head -1`): stop quietly like
+        # other Unix tools instead of reporting an internal error. stdout goes to devnull so
+        # the flush at exit does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE: what a shell reports for a tool stopped by a closed pipe
     except Exception as exc:  # last resort: one line, not a traceback from deep in a library
         if os.environ.get("RNNKIT_DEBUG"):
             raise

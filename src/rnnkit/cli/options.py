@@ -58,9 +58,24 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    """``fit`` only: checkpoints while training, and resuming an interrupted run."""
+    g = p.add_argument_group("checkpoints (see docs/reliability.md)")
+    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, metavar="N",
+                   default=None, help="save the training state every N epochs into "
+                   "RUN/checkpoints (default: every epoch once training has run a minute; "
+                   "0: only when interrupted by Ctrl-C or SIGTERM)")
+    g.add_argument("--keep-checkpoints", dest="keep_checkpoints", type=int, metavar="K",
+                   default=None, help="checkpoints kept on disk (default 3)")
+    g.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue the interrupted run in folder RUN from its latest complete "
+                   "checkpoint, with its own data and options")
+
+
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
-    names = [o[0] for o in OPTIONS] + ["linear_path", "fill"]
+    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "checkpoint_every",
+                                       "keep_checkpoints"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):
         out["quiet"] = True

@@ -20,6 +20,8 @@ def run_demo(name: str, out: str | Path | None = None, **overrides: Any) -> dict
     if name not in demos:
         raise ConfigError(f"demo {name!r} does not exist; choose one of {', '.join(demos)}.")
     folder = Path(out) if out is not None else Path("runs") / name
+    if overrides.get("shuffle_targets") and name != "seeded":
+        raise ConfigError(f"--shuffle-targets applies to the seeded demo only, not {name!r}.")
     result = demos[name].run(folder, **overrides)
     result["text"] = result["text"] + f"\n\nrun saved to {folder} (plots: " + ", ".join(
         sorted(p.name for p in folder.glob("*.png"))) + ")"

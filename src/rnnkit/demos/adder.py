@@ -91,7 +91,8 @@ def run(folder: Path, **overrides: Any) -> dict:
         lines.append(sentence)
     fit.extras = extras
     metrics = fit.evaluate()
-    fit.save(folder)
+    folder.mkdir(parents=True, exist_ok=True)  # the demo's plot first: the report embeds it
     plots.scatter(dy, dpred, folder / "doubled_test.png",
                   f"Doubled test set ({extras['activation']}): predicted vs true sum")
+    fit.save(folder)
     return {"run": fit, "metrics": metrics, "text": fit.table() + "\n\n" + "\n".join(lines)}

@@ -28,24 +28,32 @@ def make(n: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _all() -> np.ndarray:
-    return make(N_TRAIN + N_VAL + N_TEST, np.random.default_rng(SEED))
+def _all(shuffled: bool = False) -> np.ndarray:
+    data = make(N_TRAIN + N_VAL + N_TEST, np.random.default_rng(SEED))
+    if shuffled:
+        # a broken batching helper: each prompt paired with another sequence's continuation
+        perm = np.random.default_rng(SEED + 1).permutation(len(data))
+        data[:, PROMPT:] = data[perm, PROMPT:]
+    return data
 
 
 def data_for(run: Any) -> dict:
     from rnnkit.data.sequences import as_sequences
 
-    return {"seqs": as_sequences(_all()), "targets": None}
+    shuffled = bool(run.config.get("source", {}).get("shuffled"))
+    return {"seqs": as_sequences(_all(shuffled)), "targets": None}
 
 
-def run(folder: Path, **overrides: Any) -> dict:
+def run(folder: Path, shuffle_targets: bool = False, **overrides: Any) -> dict:
+    """shuffle_targets: pair every prompt with another sequence's continuation (the founding
+    bug of a batching helper that ignored its arguments); the doctor must catch it."""
     import rnnkit
 
-    data = _all()
+    data = _all(shuffle_targets)
     total = len(data)
     split = (N_TRAIN / total, N_VAL / total, N_TEST / total)
     fit = rnnkit.fit(data, **{**DEFAULTS, "split": split, **overrides})
-    fit.config["source"] = {"kind": "demo", "name": "seeded"}
+    fit.config["source"] = {"kind": "demo", "name": "seeded", "shuffled": shuffle_targets}
     val = data[N_TRAIN : N_TRAIN + N_VAL]
     gen = fit.generate(val[:, :PROMPT], PROMPT)[..., 0]
     truth = val[:, PROMPT:]

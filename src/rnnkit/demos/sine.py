@@ -66,8 +66,9 @@ def run(folder: Path, **overrides: Any) -> dict:
     }
     fit.extras = extras
     metrics = fit.evaluate()
-    fit.save(folder)
+    folder.mkdir(parents=True, exist_ok=True)  # the demo's plot first: the report embeds it
     plots.priming(truth, primed, unprimed, PRIMING, folder / "priming.png")
+    fit.save(folder)
     text = "\n".join([
         fit.table(), "",
         f"on a range twice as long as training, never seen (t = {TRAIN_POINTS * DT:g}.."

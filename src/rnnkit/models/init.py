@@ -46,3 +46,18 @@ def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bo
     model.head.weight.zero_()
     model.head.bias.copy_((my - mx @ coef).float())
     return True
+
+
+# The linear path starts at its least-squares optimum: Adam's unit-size steps would only knock
+# it off, so it learns this much slower while the recurrent path learns the residual.
+LINEAR_LR_SCALE = 0.1
+
+
+def prepare(model: RecurrentNet, pairs: Pairs, lr: float) -> list[dict] | None:
+    """Fit the linear path on ``pairs`` and return Adam parameter groups (the linear path at
+    ``lr * LINEAR_LR_SCALE``), or None when there is no least-squares path to protect."""
+    if not init_linear_path(model, pairs):
+        return None
+    lin = list(model.linear.parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in lin)]
+    return [{"params": rest}, {"params": lin, "lr": lr * LINEAR_LR_SCALE}]

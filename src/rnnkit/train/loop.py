@@ -4,6 +4,10 @@ Whole datasets stay as tensors; batches are slices by a permutation drawn from a
 seeded from ``TrainConfig.seed`` (reshuffled each epoch), so the same seed gives bit-identical
 weights on CPU. Loss values are only turned into Python floats once per epoch, except for the
 finiteness check that stops a diverging run within one step.
+
+With a Checkpointer the loop saves its whole state (train/snapshot.py) every N epochs, and at
+the first step boundary after SIGINT/SIGTERM, then raises Interrupted; given a checkpoint it
+continues exactly where that was taken, mid-epoch included, to bit-identical weights on CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from rnnkit.config import TrainConfig
 from rnnkit.data.pairs import Pairs
 from rnnkit.errors import TrainingError
 from rnnkit.train.callbacks import Callback, EarlyStopping, LoopState
+from rnnkit.train.checkpoint import Checkpointer
 from rnnkit.train.objectives import Objective
+from rnnkit.train.snapshot import Position, Snapshot, capture, restore
 
 
 @dataclass
@@ -63,11 +69,15 @@ def _progress(cfg: TrainConfig):
 
 def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: TrainConfig,
           objective: Objective, callbacks: list[Callback] | None = None,
-          param_groups: list[dict] | None = None) -> History:
+          param_groups: list[dict] | None = None, checkpoints: Checkpointer | None = None,
+          resume: Snapshot | None = None) -> History:
     """Fit ``model`` in place with Adam; returns the History. Best weights are restored.
 
     param_groups: optional Adam parameter groups (e.g. a slower learning rate for a linear
     path that starts at its least-squares optimum); default all parameters at ``cfg.lr``.
+    checkpoints: saves the loop's state when due and reports signals; after a signal the loop
+    saves at the next step boundary and raises ``Interrupted``. Default: no checkpoints.
+    resume: a checkpoint's state to continue from, exactly where it was taken.
     """
     if len(train_pairs) == 0:
         raise TrainingError("no training pairs: the training split is empty.")
@@ -94,21 +104,38 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
             "seconds": round(time.perf_counter() - started, 4),
         })
 
+    n = len(train_pairs)
+
+    def stop_if_signalled() -> None:
+        signum = checkpoints.signal(pos) if checkpoints is not None else None
+        if signum is not None:
+            snap = capture(model, opt, sched, stopper, state, gen, pos,
+                           time.perf_counter() - started)
+            raise checkpoints.interrupted(snap, signum)  # type: ignore[union-attr]
+
     for h in hooks:
         h.on_train_begin(state)
-    record(0, evaluate_loss(model, train_pairs, objective), float("nan"))
-    for h in hooks:
-        h.on_epoch_end(state)
-    # the latest finite batch loss, kept as a tensor so that no step waits to make a float
-    last_finite = torch.tensor(state.records[0]["train_loss"])
-    n = len(train_pairs)
-    for epoch in range(1, cfg.epochs + 1):
+    if resume is None:
+        record(0, evaluate_loss(model, train_pairs, objective), float("nan"))
+        for h in hooks:
+            h.on_epoch_end(state)
+        # the latest finite batch loss, kept as a tensor so that no step waits to make a float
+        pos = Position(0, 0, True, torch.tensor(state.records[0]["train_loss"]))
+        stop_if_signalled()
+    else:
+        pos, seconds = restore(resume, model, opt, sched, stopper, state, gen, n)
+        started -= seconds
+    for epoch in range(pos.epoch + 1 if pos.done else pos.epoch, cfg.epochs + 1):
+        if state.stop:  # (a run resumed from the checkpoint taken as it stopped)
+            break
         state.epoch = epoch
         model.train()
-        perm = torch.randperm(n, generator=gen)
-        total, norms, steps = torch.zeros(()), torch.zeros(()), 0
-        for state.step, start in enumerate(range(0, n, cfg.batch_size)):
-            batch = train_pairs.take(perm[start : start + cfg.batch_size])
+        if pos.done:  # a new epoch: new data order, zeroed sums
+            pos = Position(epoch, 0, False, pos.last_finite, torch.randperm(n, generator=gen))
+        first = pos.step  # > 0 only when resuming mid-epoch
+        for state.step, start in enumerate(range(first * cfg.batch_size, n, cfg.batch_size),
+                                           first):
+            batch = train_pairs.take(pos.perm[start : start + cfg.batch_size])
             loss = objective(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -117,7 +144,7 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
             if not (torch.isfinite(loss) and torch.isfinite(norm)):
                 # detach: float() of a tensor that requires grad warns (an error in tests)
                 bad = loss.detach() if not torch.isfinite(loss) else norm.detach()
-                seen = float(last_finite)
+                seen = float(pos.last_finite)
                 before = (f"last finite loss {seen:.6g}" if math.isfinite(seen) else
                           f"no finite loss before it (the untrained model gives {seen}; "
                           "check the scale of the data)")
@@ -128,11 +155,10 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
                     f"(--lr {cfg.lr / 10:g}) or gradient clipping (--clip 1)."
                 )
             opt.step()
-            last_finite = loss.detach()
-            total += loss.detach() * len(batch)
-            norms += norm.detach()
-            steps += 1
-        record(epoch, float(total) / n, float(norms) / steps)
+            pos.advance(loss.detach(), norm.detach(), len(batch))
+            stop_if_signalled()
+        pos.done = True
+        record(epoch, float(pos.total) / n, float(pos.norms) / pos.step)
         if sched is not None:
             sched.step(state.records[-1][monitor])
         for h in hooks:
@@ -143,8 +169,10 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
             bar.set_postfix(train=f"{r['train_loss']:.3g}", val=f"{r['val_loss']:.3g}")
         if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
             state.stop, state.stop_reason = True, f"time budget of {cfg.max_seconds:g} s"
-        if state.stop:
-            break
+        stop_if_signalled()  # before the periodic save: a signal always gets its own save
+        if checkpoints is not None and checkpoints.due(epoch, time.perf_counter() - started):
+            checkpoints.save(capture(model, opt, sched, stopper, state, gen, pos,
+                                     time.perf_counter() - started))
     if bar is not None:
         bar.close()
     for h in hooks:

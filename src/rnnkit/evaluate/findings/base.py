@@ -1,0 +1,170 @@
+"""What every check shares: the Finding record and the Subject a check looks at.
+
+A check is a function ``check(subject) -> list[Finding]``. It reads the run (model, pipeline,
+config, history, metrics) and, when the data is at hand, pairs of any split in model units.
+Checks never change the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnkit.data.pairs import Pairs
+from rnnkit.errors import DataError
+
+SEVERITIES = ("info", "warning", "error")
+
+
+def fmt(value: Any) -> str:
+    """A figure as a reader wants it: 4 significant digits, ints and words as they are."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+@dataclass
+class Finding:
+    """One thing the doctor noticed.
+
+    code: a stable short name (``no-skill``, ``saturation``, ...), for scripts and tests.
+    severity: ``info`` (worth knowing), ``warning`` (likely hurts) or ``error`` (the model does
+        not do what it should).
+    message: one plain sentence saying what is wrong.
+    evidence: the figures the sentence rests on.
+    fix: one sentence saying what to try.
+    """
+
+    code: str
+    severity: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
+
+    def line(self) -> str:
+        """``[warning] code: message (evidence) -> fix`` on one line."""
+        ev = ", ".join(f"{k}={fmt(v)}" for k, v in self.evidence.items())
+        return (f"[{self.severity}] {self.code}: {self.message}" + (f" ({ev})" if ev else "")
+                + (f" -> {self.fix}" if self.fix else ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "message": self.message,
+                "evidence": dict(self.evidence), "fix": self.fix}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Finding:
+        return cls(str(d["code"]), str(d["severity"]), str(d["message"]),
+                   dict(d.get("evidence") or {}), str(d.get("fix") or ""))
+
+
+class Subject:
+    """The run under examination, with lazy access to its data in model units.
+
+    ``has_data`` is False for a run loaded without its data (inline data, not reattached):
+    checks that need pairs then stay silent rather than guess.
+    """
+
+    def __init__(self, run: Any, metrics: dict | None) -> None:
+        self.run = run
+        self.metrics = metrics or {}
+        self.config: dict = run.config
+        self.history: list[dict] = run.history or []
+        self.pipeline = run.pipeline
+        data = run._data
+        self.has_data = bool(data) and ("values" in data or "seqs" in data)
+        self._pairs: dict[str, Pairs] = {}
+        self._tensor: torch.Tensor | None = None
+
+    # --- facts about the run ------------------------------------------------------------------
+    @property
+    def shape(self) -> str:
+        return str(self.pipeline.shape)
+
+    @property
+    def is_series(self) -> bool:
+        return bool(self.run.is_series)
+
+    @property
+    def last_eval(self) -> dict | None:
+        return getattr(self.run, "_last_eval", None)
+
+    def rmse(self, name: str | None = None) -> float:
+        """RMSE of the model (``name`` None) or of a baseline, NaN when unknown."""
+        row = (self.metrics.get("model") if name is None
+               else self.metrics.get("baselines", {}).get(name)) or {}
+        v = row.get("rmse")
+        return float("nan") if v is None else float(v)
+
+    def skill_ratio(self) -> float:
+        """Model RMSE / the better of the mean and last-value baselines (NaN when unknown):
+        1 means no better than predicting a constant or repeating the last value."""
+        base = [self.rmse(b) for b in ("mean", "last value")]
+        base = [b for b in base if math.isfinite(b)]
+        model = self.rmse()
+        if not base or not math.isfinite(model):
+            return float("nan")
+        best = min(base)
+        if best <= 0:
+            return float("nan") if model <= 0 else float("inf")
+        return model / best
+
+    # --- data in model units --------------------------------------------------------------------
+    def series_values(self) -> np.ndarray:
+        if not self.has_data or not self.is_series:
+            raise DataError("internal: series values asked of a run without series data")
+        return np.asarray(self.run._data["values"])
+
+    def tensor(self) -> torch.Tensor:
+        """The scaled working series (rows, F), computed once."""
+        if self._tensor is None:
+            self._tensor = self.pipeline.tensor(self.series_values())
+        return self._tensor
+
+    def targets(self) -> np.ndarray:
+        """Every target of the data in model units, (M, O): warm-up and padding dropped."""
+        if self.is_series:
+            return self.tensor()[:, : len(self.pipeline.targets)].double().numpy()
+        return scored_targets(self.pairs("all")).double().numpy()
+
+    def pairs(self, split: str) -> Pairs:
+        """Scaled pairs of ``split`` (train, val, test, all), exactly as training built them."""
+        if split in self._pairs:
+            return self._pairs[split]
+        if not self.has_data:
+            raise DataError("internal: pairs asked of a run without data")
+        pipe = self.pipeline
+        if self.is_series:
+            pairs = pipe.pairs(self.tensor(), pipe.origins(split, len(self.series_values())))
+        else:
+            seqs, targets = self.run._data["seqs"], self.run._data.get("targets")
+            idx = pipe.split_indices(len(seqs))[split]
+            pairs = pipe.pairs(seqs, targets, idx)
+        self._pairs[split] = pairs
+        return pairs
+
+    def held_out(self) -> str:
+        """The split the checks score on: test when it has pairs, else validation, else train."""
+        for split in ("test", "val", "train"):
+            if self.has_data and len(self.pairs(split)):
+                return split
+        return "train"
+
+
+def scored_targets(pairs: Pairs) -> torch.Tensor:
+    """The targets that the loss scores, flattened to (M, O): warm-up and padding dropped."""
+    y = pairs.targets
+    if pairs.mask is not None and y.shape[1] == pairs.mask.shape[1]:
+        return y[pairs.mask]
+    return y.reshape(-1, y.shape[-1])

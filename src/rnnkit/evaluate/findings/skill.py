@@ -1,0 +1,93 @@
+"""Skill: is the model better than a constant, the last value, or a linear model?
+
+``no-skill`` is the "forecast is a flat line" / "same prediction for every input" failure: the
+model's error is within a few percent of the mean or last-value baseline, or its predictions
+barely vary while the targets do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnkit.evaluate.findings.base import Finding, Subject
+
+NO_SKILL_RATIO = 0.97  # RMSE within 3% of the better trivial baseline
+FLAT_VARIANCE = 0.05  # predictions varying less than 5% as much as the targets (variance)
+CLEAR_SKILL = 0.1  # model MSE below 10% of the mean baseline's: a linear model winning is a note
+
+
+def prediction_variance_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Variance of the predictions over samples / that of the targets, per position, averaged.
+
+    pred, truth: (N, ...) with samples first. NaN when the targets do not vary.
+    """
+    p = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
+    t = np.asarray(truth, dtype=np.float64).reshape(len(truth), -1)
+    tv = t.var(axis=0)
+    keep = tv > 1e-12 * np.maximum(1.0, np.abs(t.mean(axis=0)) ** 2)
+    if len(t) < 2 or not keep.any():
+        return float("nan")
+    return float(np.mean(p.var(axis=0)[keep] / tv[keep]))
+
+
+def check_skill(s: Subject) -> list[Finding]:
+    out: list[Finding] = []
+    ratio = s.skill_ratio()
+    ev = s.last_eval
+    var_ratio = float("nan")
+    if ev is not None and "pred" in ev and len(ev["pred"]) >= 2:
+        var_ratio = prediction_variance_ratio(ev["pred"], ev["truth"])
+    flat = math.isfinite(var_ratio) and var_ratio < FLAT_VARIANCE
+    useless = math.isfinite(ratio) and ratio >= NO_SKILL_RATIO
+    if useless or flat:
+        names = [b for b in ("mean", "last value") if math.isfinite(s.rmse(b))]
+        best = min(names, key=s.rmse) if names else "mean"
+        evidence = {"model_rmse": s.rmse(), f"{best}_rmse": s.rmse(best)}
+        if math.isfinite(var_ratio):
+            evidence["prediction_variance_ratio"] = var_ratio
+        if flat:
+            what = (f"the predictions vary only {100 * var_ratio:.1f}% as much as the targets: "
+                    "the model predicts almost the same value for every input")
+        else:
+            what = "the model has no skill"
+        if useless:
+            how = (f"{100 * (ratio - 1):.1f}% above" if ratio >= 1 else
+                   f"only {100 * (1 - ratio):.1f}% below")
+            what += f"{';' if flat else ':'} its error is {how} the '{best}' baseline's"
+        severity = "error" if (math.isfinite(ratio) and ratio >= 1.0) or flat else "warning"
+        fix = ("check that inputs carry information about the targets (features, window), then "
+               "train longer or with a higher --lr; a model that only learned the mean needs "
+               "more signal, not more epochs")
+        if best == "last value":
+            fix = ("the series may be a random walk; if not, try --transform diff, a longer "
+                   "--window, or more epochs")
+        out.append(Finding("no-skill", severity, what + ".", evidence, fix + "."))
+    out.extend(_linear_better(s))
+    return out
+
+
+def _linear_better(s: Subject) -> list[Finding]:
+    """A linear AR or seasonal-naive baseline beating the model is a note when the model is
+    already very good (a sine is exactly linear), a warning when it is not."""
+    others = {k: s.rmse(k) for k in s.metrics.get("baselines", {})
+              if k not in ("mean", "last value")}
+    others = {k: v for k, v in others.items() if math.isfinite(v)}
+    model = s.rmse()
+    if not others or not math.isfinite(model):
+        return []
+    name = min(others, key=others.__getitem__)
+    if not others[name] < 0.95 * model:
+        return []
+    mean = s.rmse("mean")
+    strong = math.isfinite(mean) and mean > 0 and (model / mean) ** 2 < CLEAR_SKILL
+    severity = "info" if strong else "warning"
+    msg = (f"the '{name}' baseline beats the model (RMSE {others[name]:.4g} vs {model:.4g})"
+           + ("; the model is still very accurate, the series is close to linear"
+              if strong else "; the recurrent model adds nothing over it") + ".")
+    fix = ("nothing to do if the accuracy is enough; a linear model is the simpler choice"
+           if strong else "train longer or use --window equal to the period; else use the "
+           "simpler baseline")
+    return [Finding("baseline-better", severity, msg,
+                    {"model_rmse": model, f"{name}_rmse": others[name]}, fix + ".")]

@@ -1,0 +1,410 @@
+"""Checkpoints during training: the loop's whole state, published atomically, never pickle.
+
+A run folder while it trains::
+
+    RUN/.lock                             the writer's lock (rnnkit.lock)
+    RUN/checkpoints/run.json              how to resume: data file (size, sha256), options,
+                                          model config and pipeline
+    RUN/checkpoints/ckpt-000012-000003/   epoch 12 after 3 optimizer steps (an interrupt)
+    RUN/checkpoints/ckpt-000012-end/      epoch 12 complete
+        state.safetensors                 every tensor (see train/snapshot.py)
+        state.json                        the rest, with the size and sha256 of the tensors
+    RUN/checkpoints/LATEST                name of the newest published checkpoint
+
+Publishing: both files go into ``.tmp-<name>-<pid>-<random>/`` and are fsynced with it; the
+folder is renamed to its final name and ``checkpoints/`` fsynced; LATEST is replaced atomically;
+then all but the newest ``keep`` are removed (renamed away first, so a half-deleted folder never
+looks like a checkpoint). A kill at any moment leaves every ``ckpt-*`` folder complete: its
+state.json parses and the sha256 it records matches state.safetensors. Resume takes the newest
+complete one (LATEST names it, or one before it after a kill between rename and LATEST) and
+warns, naming both, when it must skip a newer one that is not complete. When the run finishes
+and its final files are saved, ``checkpoints/`` is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit import __version__
+from rnnkit.config import TrainConfig
+from rnnkit.errors import CheckpointError, TrainingError
+from rnnkit.persist import (
+    MAX_JSON_BYTES,
+    atomic_write_bytes,
+    check_header,
+    fsync_dir,
+    storage_error,
+)
+from rnnkit.train.signals import Interrupted, SignalGuard
+from rnnkit.train.snapshot import Position, Snapshot
+
+FORMAT = 1
+FOLDER, RECORD, LATEST = "checkpoints", "run.json", "LATEST"
+TENSORS, META = "state.safetensors", "state.json"
+AUTO_AFTER_SECONDS = 60.0  # checkpoint_every=None: every epoch once training runs this long
+_NAME = re.compile(r"ckpt-(\d{6,})-(\d{6,}|end)")
+STAGES = ("partial_write", "tmp_written", "renamed", "published", "latest", "pruning")
+
+
+class CheckpointWarning(UserWarning):
+    """Resume skipped a checkpoint that is not complete (the message names it)."""
+
+
+# --- JSON that keeps NaN and infinity (history and early stopping hold them) ---------------
+def dumps(obj: Any) -> bytes:
+    """Strict JSON; non-finite floats become {"$float": "nan" | "inf" | "-inf"}."""
+    def enc(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return {"$float": repr(o)}
+        if isinstance(o, dict):
+            return {str(k): enc(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [enc(v) for v in o]
+        if hasattr(o, "item"):  # numpy scalars
+            return enc(o.item())
+        return o
+    return json.dumps(enc(obj), allow_nan=False).encode()
+
+
+def loads(path: Path) -> Any:
+    """Parse a JSON file written by ``dumps``; CheckpointError naming it if it is not one."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{path}: {size} bytes is too large for a checkpoint's JSON.")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing.") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror}).") from None
+
+    def dec(d: dict) -> Any:
+        return float(d["$float"]) if set(d) == {"$float"} else d
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"bare {name} is not JSON")
+    try:
+        return json.loads(raw.decode("utf-8"), object_hook=dec, parse_constant=refuse)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CheckpointError(f"{path}: not valid JSON; the file is corrupt (or not rnnkit's)."
+                              ) from None
+
+
+# --- names ---------------------------------------------------------------------------------
+def name_of(key: tuple[int, int, bool]) -> str:
+    epoch, step, done = key
+    return f"ckpt-{epoch:06d}-{'end' if done else f'{step:06d}'}"
+
+
+def _order(name: str) -> tuple[int, int, int] | None:
+    """Sort key (chronological) of a checkpoint folder name, None for anything else."""
+    m = _NAME.fullmatch(name)
+    if not m:
+        return None
+    done = m.group(2) == "end"
+    return int(m.group(1)), int(done), 0 if done else int(m.group(2))
+
+
+def _names(folder: Path) -> list[str]:
+    """Checkpoint folder names in ``folder``, oldest first."""
+    try:
+        found = [p.name for p in folder.iterdir() if _order(p.name) and p.is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda n: _order(n) or (0, 0, 0))
+
+
+# --- test hooks: fault injection, read from the environment at each save -------------------
+def _test_hook(stage: str, count: int, interrupt: bool) -> None:
+    """RNNKIT_TEST_CRASH_AT=stage[:n]: SIGKILL this process at ``stage`` of its n-th save
+    (default the first), to prove a kill there leaves a complete checkpoint.
+    RNNKIT_TEST_PAUSE_AT=stage:FILE: at ``stage`` of the save after a signal, create FILE and
+    sleep 1.5 s (so a test can send a second signal while that save is under way)."""
+    crash = os.environ.get("RNNKIT_TEST_CRASH_AT")
+    if crash:
+        name, _, nth = crash.partition(":")
+        if name == stage and count == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+    pause = os.environ.get("RNNKIT_TEST_PAUSE_AT")
+    if interrupt and pause and pause.partition(":")[0] == stage:
+        Path(pause.partition(":")[2]).touch()
+        time.sleep(1.5)
+
+
+def _interrupt_hook() -> tuple[int, int | None] | None:
+    """RNNKIT_TEST_INTERRUPT_AT=E:S (after S steps of epoch E) or E:end: act as if SIGINT
+    arrived there, for exact in-process tests of every resume position."""
+    text = os.environ.get("RNNKIT_TEST_INTERRUPT_AT")
+    if not text:
+        return None
+    epoch, _, step = text.partition(":")
+    return int(epoch), None if step == "end" else int(step)
+
+
+# --- writing -------------------------------------------------------------------------------
+def publish(folder: Path, snap: Snapshot, keep: int, count: int = 1,
+            interrupt: bool = False) -> Path:
+    """Write ``snap`` as ``folder/ckpt-...`` atomically, point LATEST at it, keep the newest
+    ``keep``. Refuses (TrainingError) to write non-finite weights or optimizer state.
+    ``count`` (saves so far) and ``interrupt`` (saving after a signal) serve the test hooks."""
+    from safetensors.torch import save
+
+    for name, tensor in snap.tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise TrainingError(f"not saving a checkpoint: tensor {name} holds NaN or infinite "
+                                "values; the last good checkpoint is kept as it was.")
+    name = name_of(snap.key)
+    final = folder / name
+    data = save({k: v.detach().contiguous().cpu() for k, v in snap.tensors.items()},
+                metadata={"format": str(FORMAT)})
+    meta = {**snap.meta, "format": FORMAT, "kind": "rnnkit-checkpoint", "rnnkit": __version__,
+            "torch": torch.__version__,
+            TENSORS: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+    tmp = folder / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
+    current = tmp
+    try:
+        tmp.mkdir()
+        current = tmp / TENSORS
+        with open(current, "xb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            _test_hook("partial_write", count, interrupt)
+            f.write(data[len(data) // 2 :])
+            f.flush()
+            os.fsync(f.fileno())
+        current = tmp / META
+        with open(current, "xb") as f:
+            f.write(dumps(meta))
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(tmp)
+        _test_hook("tmp_written", count, interrupt)
+        current = final
+        if final.exists() and _complete(final):
+            # This position was saved before (the same state: training is deterministic);
+            # keep that copy rather than leave a moment with no checkpoint under its name.
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            if final.exists():
+                _remove(final)
+            os.rename(tmp, final)
+        _test_hook("renamed", count, interrupt)
+        fsync_dir(folder)
+        _test_hook("published", count, interrupt)
+        atomic_write_bytes(folder / LATEST, f"{name}\n".encode())
+        _test_hook("latest", count, interrupt)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(current, exc) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Pruning is housekeeping: the new checkpoint is published, so a failure here (a full
+    # disk cannot fail a rename) must not fail the save; leftovers go at the next start.
+    for old in _names(folder)[:-keep]:
+        with contextlib.suppress(OSError):
+            trash = _set_aside(folder / old, "trash")
+            _test_hook("pruning", count, interrupt)
+            shutil.rmtree(trash, ignore_errors=True)
+    return final
+
+
+def _complete(path: Path) -> bool:
+    try:
+        read_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _set_aside(path: Path, why: str) -> Path:
+    """Rename a checkpoint folder out of the candidates (atomic), returning its new path."""
+    aside = path.with_name(f".{why}-{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    os.rename(path, aside)
+    return aside
+
+
+# --- reading -------------------------------------------------------------------------------
+def read_checkpoint(path: Path) -> Snapshot:
+    """Load one checkpoint folder after checking it is complete (CheckpointError otherwise)."""
+    meta = loads(path / META)
+    tensor_file = path / TENSORS
+    try:
+        if meta.get("kind") != "rnnkit-checkpoint" or meta.get("format") != FORMAT:
+            raise CheckpointError(f"{path / META}: not an rnnkit checkpoint (format "
+                                  f"{meta.get('format')!r}).")
+        want_size, want_sha = int(meta[TENSORS]["size"]), str(meta[TENSORS]["sha256"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path / META}: has no valid record of {TENSORS}.") from None
+    try:
+        size = tensor_file.stat().st_size
+        if size != want_size:
+            raise CheckpointError(f"{tensor_file}: {size} bytes, but {META} records {want_size}"
+                                  "; the file is truncated or was replaced.")
+        digest = hashlib.sha256()
+        with open(tensor_file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise CheckpointError(f"{tensor_file}: missing.") from None
+    if digest.hexdigest() != want_sha:
+        raise CheckpointError(f"{tensor_file}: its sha256 does not match {META} (a changed or "
+                              "flipped byte); the file is corrupt.")
+    check_header(tensor_file)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(tensor_file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{tensor_file}: cannot read tensors ({exc}).") from None
+    return Snapshot(tensors, meta, path)
+
+
+def latest_complete(run: Path) -> tuple[Snapshot | None, list[tuple[Path, str]]]:
+    """The newest complete checkpoint of ``run`` and the newer ones skipped, with why."""
+    skipped: list[tuple[Path, str]] = []
+    folder = Path(run) / FOLDER
+    for name in reversed(_names(folder)):
+        try:
+            return read_checkpoint(folder / name), skipped
+        except CheckpointError as exc:
+            skipped.append((folder / name, str(exc)))
+    return None, skipped
+
+
+# --- during training -----------------------------------------------------------------------
+class Checkpointer:
+    """When and where the loop saves, and whether a signal asks it to stop.
+
+    every: save every N epochs; None saves every epoch once training has run for a minute,
+    0 only on an interrupt. keep: how many checkpoints stay on disk.
+    """
+
+    def __init__(self, run: Path, every: int | None, keep: int, guard: SignalGuard,
+                 resumed: Snapshot | None = None) -> None:
+        self.run, self.folder = Path(run), Path(run) / FOLDER
+        self.every, self.keep, self.guard = every, keep, guard
+        self.saves = 0
+        self.last: tuple[tuple[int, int, bool], Path] | None = None
+        if resumed is not None and resumed.source is not None:
+            self.last = (resumed.key, resumed.source)
+        self._hook = _interrupt_hook()
+
+    def due(self, epoch: int, seconds: float) -> bool:
+        if self.every is None:
+            return seconds > AUTO_AFTER_SECONDS
+        return self.every > 0 and epoch % self.every == 0
+
+    def signal(self, pos: Position) -> int | None:
+        """The signal that asks the loop to stop at ``pos``, if any."""
+        if self.guard.signum is not None:
+            return self.guard.signum
+        if self._hook is not None and self._hook[0] == pos.epoch and (
+                (self._hook[1] is None and pos.done)
+                or (self._hook[1] == pos.step and not pos.done)):
+            self._hook = None
+            return int(signal.SIGINT)
+        return None
+
+    def save(self, snap: Snapshot, interrupt: bool = False) -> Path:
+        """Publish ``snap`` (once per position) and return its folder."""
+        if self.last is not None and self.last[0] == snap.key:
+            return self.last[1]
+        self.saves += 1
+        path = publish(self.folder, snap, self.keep, self.saves, interrupt)
+        self.last = (snap.key, path)
+        return path
+
+    def interrupted(self, snap: Snapshot, signum: int) -> Interrupted:
+        """Save ``snap`` and return the exception that ends the run."""
+        path = self.save(snap, interrupt=True)
+        epoch, step, _ = snap.key
+        return Interrupted(signum, epoch, step, path, self.run)
+
+
+@contextlib.contextmanager
+def session(run: str | Path | None, cfg: TrainConfig, record: dict | None,
+            resumed: Snapshot | None) -> Iterator[Checkpointer | None]:
+    """Set up checkpointing for one training session of ``run`` (None: no checkpoints).
+
+    A fresh run (``record`` given) starts an empty ``checkpoints/`` holding ``run.json``; a
+    resumed one only sweeps leftovers of interrupted saves. Signals are caught for the block.
+    """
+    if run is None:
+        yield None
+        return
+    folder = Path(run) / FOLDER
+    try:
+        if record is not None:
+            _remove(folder)
+            folder.mkdir(parents=True)
+            atomic_write_bytes(folder / RECORD, dumps(record))
+        for leftover in folder.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in folder.glob(".trash-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    except OSError as exc:
+        raise storage_error(folder, exc, "prepare") from None
+    with SignalGuard() as guard:
+        yield Checkpointer(Path(run), cfg.checkpoint_every, cfg.keep_checkpoints, guard, resumed)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder by renaming it away first (atomic), then removing the renamed copy."""
+    if path.exists():
+        shutil.rmtree(_set_aside(path, "trash"), ignore_errors=True)
+
+
+def finish(run: str | Path) -> None:
+    """The run is saved: its checkpoints are no longer needed."""
+    _remove(Path(run) / FOLDER)
+    for leftover in Path(run).glob(".trash-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def refuse_unfinished(run: str | Path) -> None:
+    """A fresh fit must not wipe a run that can still be resumed."""
+    snap, _ = latest_complete(Path(run))
+    if snap is not None:
+        epoch, step, done = snap.key
+        where = f"epoch {epoch} complete" if done else f"epoch {epoch} step {step}"
+        raise CheckpointError(
+            f"{run} holds an unfinished run (checkpoint {snap.source}, {where}); continue it "
+            f"with: rnnkit fit --resume {run}; or write to another folder (--out); or delete "
+            f"{Path(run) / FOLDER} to start over.")
+
+
+def set_aside_skipped(run: Path, good: Snapshot, skipped: list[tuple[Path, str]]) -> None:
+    """Warn about each newer checkpoint that is not complete and move it out of the way."""
+    for bad, why in skipped:
+        aside = _set_aside(bad, "corrupt")
+        warnings.warn(CheckpointWarning(
+            f"checkpoint {bad} is not usable ({why}); resuming from {good.source} instead "
+            f"(the unusable one was moved to {aside.name})."), stacklevel=3)
+    if skipped and good.source is not None:
+        atomic_write_bytes(Path(run) / FOLDER / LATEST, f"{good.source.name}\n".encode())
+
+
+def fingerprint(path: Path) -> dict[str, Any]:
+    """Size and sha256 of a data file: resume refuses data that changed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
