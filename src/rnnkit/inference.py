@@ -17,6 +17,7 @@ from rnnkit.data.pairs import Pairs
 from rnnkit.data.sequences import SequencePipeline
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
+from rnnkit.models.cells import LoopRNN
 
 
 @torch.inference_mode()
@@ -97,10 +98,54 @@ def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray]
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
     for idx in by_len.values():
-        x = torch.from_numpy(np.stack([pipe.inputs_to_model(prompts[i]) for i in idx]))
+        x = torch.from_numpy(pipe.inputs_to_model(np.stack([prompts[i] for i in idx])))
         y = model.generate(x, steps)  # (B, steps, O)
         out[idx] = pipe.outputs_to_units(y.numpy().astype(np.float64))
     return out
+
+
+class _ScalarStepper:
+    """One scaled value in, one scaled prediction out, for a per-step model with one input and
+    one output: torch's cell kernel on the model's own weights (looked up once; they are live
+    references, so later training shows), the head as one linear call, the linear path as a
+    Python multiply. State is a per-layer list. This is what streaming latency is made of."""
+
+    def __init__(self, model: nn.Module) -> None:
+        cfg, enc = model.cfg, model.encoder
+        self.lstm, self.loop = cfg.cell == "lstm", isinstance(enc, LoopRNN)
+        self.fn = (torch.lstm_cell if self.lstm else torch.gru_cell if cfg.cell == "gru"
+                   else None if self.loop
+                   else {"tanh": torch.rnn_tanh_cell, "relu": torch.rnn_relu_cell}[
+                       enc.nonlinearity])
+        self.act = enc.act if self.loop else None
+        self.layers = [tuple(getattr(enc, f"{w}_l{k}") for w in
+                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                       for k in range(cfg.num_layers)]
+        self.head_w, self.head_b = model.head.weight, model.head.bias
+        self.lin_w = None if model.linear is None else model.linear.weight
+        zero = torch.zeros(1, cfg.hidden_size)
+        self.zero = [(zero, zero) if self.lstm else zero for _ in self.layers]
+        self.x = torch.zeros(1, 1)
+
+    def __call__(self, value: float, state: list | None) -> tuple[float, list]:
+        self.x.fill_(value)
+        inp, new = self.x, []
+        for (w_ih, w_hh, b_ih, b_hh), prev in zip(self.layers, state or self.zero, strict=True):
+            if self.lstm:
+                h, c = torch.lstm_cell(inp, prev, w_ih, w_hh, b_ih, b_hh)
+                new.append((h, c))
+            elif self.loop:
+                h = self.act(torch.addmm(torch.nn.functional.linear(inp, w_ih, b_ih + b_hh),
+                                         prev, w_hh.t()))
+                new.append(h)
+            else:
+                h = self.fn(inp, prev, w_ih, w_hh, b_ih, b_hh)
+                new.append(h)
+            inp = h
+        y = torch.nn.functional.linear(inp, self.head_w, self.head_b).item()
+        if self.lin_w is not None:
+            y += self.lin_w.item() * value
+        return y, new
 
 
 class Stream:
@@ -126,6 +171,9 @@ class Stream:
         self._out = (out_scaler.shift[0], out_scaler.scale[0])
         self._scalar = len(scaler.shift) == 1 and self.n_out == 1
         self._x = torch.zeros(1, len(scaler.shift))
+        linear = getattr(model, "linear", None)
+        self._fast = (_ScalarStepper(model) if self._scalar and not self.windowed
+                      and (linear is None or linear.in_features == 1) else None)
         self.reset()
 
     def reset(self) -> None:
@@ -142,17 +190,16 @@ class Stream:
             x = np.atleast_1d(np.asarray(value, dtype=np.float64))
             if not np.isfinite(x).all():
                 raise DataError(f"stream: observation {value!r} is not a finite number.")
-            self.last = float(x[0]) if self._scalar and np.ndim(value) == 0 else x
+            self.last = float(x[0]) if self._fast is not None and x.size == 1 else x
             return np.full(self.n_out, np.nan)
-        if self._scalar and not self.windowed and np.ndim(value) == 0:
-            v = float(value)
+        if self._fast is not None and np.size(value) == 1:
+            v = float(np.reshape(value, -1)[0]) if np.ndim(value) else float(value)
             if not math.isfinite(v):
                 raise DataError(f"stream: observation {value!r} is not a finite number.")
             work = v - (self.last if self.last is not None else v) if self.diff else v
             self.last = v
-            self._x.fill_((work - self._in[0]) / self._in[1])
-            y, self.state = self.model.step(self._x, self.state)
-            pred = y.item() * self._out[1] + self._out[0]
+            y, self.state = self._fast((work - self._in[0]) / self._in[1], self.state)
+            pred = y * self._out[1] + self._out[0]
             return np.array([v + pred if self.diff else pred])
         x = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if not np.isfinite(x).all():

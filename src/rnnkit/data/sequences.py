@@ -23,6 +23,12 @@ from rnnkit.errors import DataError
 def as_sequences(data: Any, name: str = "sequences") -> list[np.ndarray]:
     """Normalise a list of sequences / a 2-D (N, T) or 3-D (N, T, F) array to a list of
     float32 arrays (len_i, F), checking every value is a finite number."""
+    if (isinstance(data, np.ndarray) and data.ndim in (2, 3) and data.dtype.kind in "fiu"
+            and data.size and np.isfinite(data).all() and np.abs(data).max() <= 3.4e38):
+        # a clean numeric array is checked once as a whole, not sequence by sequence
+        whole = data.astype(np.float64, copy=False)
+        whole = whole[:, :, None] if whole.ndim == 2 else whole
+        return list(whole)
     if isinstance(data, np.ndarray) and data.ndim in (2, 3):
         rows = [data[i] for i in range(data.shape[0])]
     elif isinstance(data, list | tuple):
