@@ -35,7 +35,7 @@ test: lint chromium
 # Benchmarks are not part of `make test` (a smoke version of them is): they take minutes and
 # want a quiet machine. Results land in benchmarks/RESULTS.md and benchmarks/SCALING.md.
 bench: $(STAMP)
-	$(PY) benchmarks/run.py --repeats 5
+	$(PY) benchmarks/run.py --repeats 7
 	$(PY) benchmarks/startup.py
 
 bench-scaling: $(STAMP)

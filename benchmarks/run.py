@@ -56,7 +56,7 @@ def versions() -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the suite runs")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--out", default=str(HERE))

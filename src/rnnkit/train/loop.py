@@ -131,7 +131,11 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
         state.epoch = epoch
         model.train()
         if pos.done:  # a new epoch: new data order, zeroed sums
-            pos = Position(epoch, 0, False, pos.last_finite, torch.randperm(n, generator=gen))
+            # int32 halves the order's memory (8M windows: 32 MB, not 64) and draws the very
+            # same permutation as int64 from the same generator
+            order = torch.randperm(n, generator=gen,
+                                   dtype=torch.int32 if n < 2**31 else torch.int64)
+            pos = Position(epoch, 0, False, pos.last_finite, order)
         first = pos.step  # > 0 only when resuming mid-epoch
         for state.step, start in enumerate(range(first * cfg.batch_size, n, cfg.batch_size),
                                            first):

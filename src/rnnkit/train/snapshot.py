@@ -199,8 +199,9 @@ def _check(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
     if t["rng.torch"].dtype != torch.uint8 or t["rng.order"].dtype != torch.uint8:
         raise CheckpointError("the random generator states are not uint8 tensors.")
     perm = t.get("loop.perm")
-    if not done and (perm is None or perm.dtype != torch.int64 or tuple(perm.shape) != (n_pairs,)
-                     or not torch.equal(torch.sort(perm).values, torch.arange(n_pairs))):
+    if not done and (perm is None or perm.dtype not in (torch.int32, torch.int64)
+                     or tuple(perm.shape) != (n_pairs,)
+                     or not torch.equal(torch.sort(perm).values.long(), torch.arange(n_pairs))):
         raise CheckpointError(f"the data order (loop.perm) is not a permutation of the "
                               f"{n_pairs} training pairs.")
     records = meta["loop"]["records"]
