@@ -6,11 +6,13 @@ read -> validate -> pairs/windows -> scale -> model -> train -> evaluate -> (sav
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rnnkit.config import (
@@ -21,6 +23,7 @@ from rnnkit.config import (
     split_options,
     to_dict,
 )
+from rnnkit.data.panel import is_panel, read_panel
 from rnnkit.data.sequences import SequencePipeline, as_sequences, as_targets
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import CheckpointError, ConfigError, DataError
@@ -29,7 +32,7 @@ from rnnkit.models.init import prepare
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run, index_info
-from rnnkit.train import checkpoint, objectives
+from rnnkit.train import checkpoint, distributed, objectives
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.loop import train
 from rnnkit.train.snapshot import Snapshot
@@ -73,16 +76,34 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
         run = rnnkit.fit("sunspots.csv", target="sunspot_number", epochs=5, quiet=True)
         run.forecast(12)
     """
-    if out is None:
-        return _fit(data, target, features, time, None, callbacks, options, None)
-    # run_lock removes the folders it created if they are still empty when it is released:
-    # bad input is refused before anything is written, and leaves nothing behind
-    with run_lock(out):
-        checkpoint.refuse_unfinished(out)
-        return _fit(data, target, features, time, out, callbacks, options, None)
+    try:
+        if out is None or not distributed.main_process():
+            # (other DDP processes write nothing; rank 0 holds the folder's lock)
+            if out is not None and distributed.restarted() and checkpoint.resumable(out):
+                return _resume_restarted(out, data, callbacks, options)
+            return _fit(data, target, features, time, out, callbacks, options, None)
+        if distributed.restarted() and checkpoint.resumable(out):
+            # torchrun --max-restarts started this worker again: continue, do not start over
+            return _resume_restarted(out, data, callbacks, options)
+        # run_lock removes the folders it created if they are still empty when it is
+        # released: bad input is refused before anything is written, and leaves nothing behind
+        with run_lock(out):
+            if not distributed.restarted():
+                checkpoint.refuse_unfinished(out)
+            return _fit(data, target, features, time, out, callbacks, options, None)
+    finally:
+        distributed.leave()
 
 
-RESUME_OPTIONS = ("quiet", "checkpoint_every", "keep_checkpoints")
+def _resume_restarted(out: str | Path, data: Any, callbacks: list[Callback] | None,
+                      options: dict) -> Run:
+    kept = {k: v for k, v in options.items() if k in RESUME_OPTIONS}
+    return resume(out, data if isinstance(data, str | Path) else None, callbacks=callbacks,
+                  **kept)
+
+
+# what may differ on resume: none of these changes the training itself
+RESUME_OPTIONS = ("quiet", "checkpoint_every", "keep_checkpoints", "device")
 
 
 @dataclass
@@ -121,7 +142,9 @@ def resume(run: str | Path, data: Any = None, target: Any = None, *,
         raise ConfigError(f"resume continues with the run's own options; {unknown} cannot "
                           f"change (only {', '.join(RESUME_OPTIONS)} can).")
     folder = Path(run)
-    with run_lock(folder):  # first: another process may be writing the record right now
+    # first: another process may be writing the record right now (DDP ranks other than 0 only
+    # read, while rank 0 holds the lock)
+    with run_lock(folder) if distributed.main_process() else contextlib.nullcontext():
         path = folder / checkpoint.FOLDER / checkpoint.RECORD
         if not path.is_file():
             done = (folder / "model.safetensors").is_file()
@@ -143,7 +166,8 @@ def resume(run: str | Path, data: Any = None, target: Any = None, *,
             why = f" ({skipped[0][1]})" if skipped else ""
             raise CheckpointError(f"{folder}: no complete checkpoint to resume from{why}; start "
                                   f"the run again with rnnkit fit DATA --out {folder}.")
-        checkpoint.set_aside_skipped(folder, snap, skipped)
+        if distributed.main_process():
+            checkpoint.set_aside_skipped(folder, snap, skipped)
         stored = sum(t.numel() * t.element_size() for k, t in snap.tensors.items()
                      if k.startswith("model."))
         if min_weight_bytes(mcfg) > stored:
@@ -177,7 +201,7 @@ def _resume_source(run: Path, src: dict, data: Any, target: Any) -> tuple:
 
 def _record(source: dict, data: Any, options: dict, mcfg: ModelConfig, pipeline: dict) -> dict:
     """run.json: everything resume needs to rebuild this fit and check it is the same."""
-    src = {k: source.get(k) for k in ("kind", "path", "target", "features", "time")}
+    src = {k: source.get(k) for k in ("kind", "path", "target", "features", "time", "id")}
     if source["kind"] == "file":
         src["fingerprint"] = checkpoint.fingerprint(Path(data))
     return {"format": 1, "kind": "rnnkit-run-record", "source": src, "options": options,
@@ -218,6 +242,24 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
                               "horizon": 1, "window": None})
         kept = {"seqs": seqs, "targets": targets}
         kind = "sequences"
+    elif isinstance(data, str | Path | pd.DataFrame) and is_panel(data, d_opts.get("id")):
+        from rnnkit.data.panel_windows import PanelPipeline
+
+        panel = read_panel(data, d_opts.get("id"), time, target, features, d_opts.get("fill"))
+        source.update({"target": panel.targets, "features": panel.features,
+                       "time": panel.time_name, "id": panel.id_name,
+                       "fill": d_opts.get("fill"), "name": panel.source})
+        dcfg = DataConfig(**{**d_opts, "id": panel.id_name, "target": panel.targets,
+                             "features": panel.features, "time": panel.time_name})
+        pipe, panel = PanelPipeline.fit(panel, dcfg, dcfg.skip_short)
+        tensor = pipe.tensor(panel)
+        train_pairs = pipe.pairs(tensor, pipe.segments("train", panel.offsets))
+        val_pairs = pipe.pairs(tensor, pipe.segments("val", panel.offsets))
+        mcfg = ModelConfig(**{**m_opts, "input_size": panel.values.shape[1],
+                              "output_size": len(panel.targets), "head": "last",
+                              "horizon": pipe.horizon, "window": pipe.window})
+        kept = {"panel": panel}
+        kind = "panel"
     else:
         from rnnkit.data.read import read_table
 
@@ -252,18 +294,41 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
 
     if plan is not None:
         plan.check(mcfg, pipe.to_json())
+    world = distributed.join(tcfg.device)
+    if world.distributed and objective == "closed_loop":
+        raise ConfigError("objective='closed_loop' generates through the model's own loop, "
+                          "which DDP does not wrap; train continuation runs in one process.")
     torch.manual_seed(tcfg.seed)
     model = RecurrentNet(mcfg)
-    groups = prepare(model, train_pairs, tcfg.lr)
+    groups = prepare(model, train_pairs, tcfg.lr)  # on CPU: the least-squares start
+    if world.device.type != "cpu":
+        # the whole data buffer moves once; windows are views of it there too
+        model.to(world.device)
+        if kind == "sequences":
+            train_pairs, val_pairs = train_pairs.to(world.device), val_pairs.to(world.device)
+        else:
+            tensor = tensor.to(world.device)
+            if kind == "panel":
+                train_pairs = pipe.pairs(tensor, train_pairs.index)
+                val_pairs = pipe.pairs(tensor, val_pairs.index)
+            else:
+                train_pairs = pipe.pairs(tensor, pipe.origins("train", n))
+                val_pairs = pipe.pairs(tensor, pipe.origins("val", n))
+    if tcfg.windows_per_epoch and len(val_pairs) > tcfg.windows_per_epoch:
+        # an epoch sees a sample of the training windows; validating on all of a huge panel
+        # would cost more than the epoch, so a fixed sample of as many is scored every epoch
+        val_pairs = val_pairs.sample(tcfg.windows_per_epoch, tcfg.seed)
     loss = objectives.pick(objective, dcfg.prompt_length)
     record = None
-    if out is not None and plan is None:
+    if out is not None and plan is None and world.main:
         record = _record(source, data, options, mcfg, pipe.to_json())
     resumed = None if plan is None else plan.snapshot
-    with checkpoint.session(out, tcfg, record, resumed) as ckpt:
+    with checkpoint.session(out, tcfg, record, resumed, writer=world.main) as ckpt:
         history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups, ckpt,
-                        resumed)
-    model.eval()
+                        resumed, world)
+    model.cpu().eval()  # results, files and later use are on CPU, whatever trained it
+    if not world.main:
+        out = None  # only rank 0 evaluates and writes the run
 
     config = {
         "kind": kind, "data": to_dict(dcfg), "model": to_dict(mcfg), "train": to_dict(tcfg),
@@ -272,12 +337,29 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
                      "seconds": round(history.seconds, 3),
                      "still_improving": history.still_improving},
     }
+    if plan is not None:
+        snap = plan.snapshot
+        config["training"]["resumed_from"] = None if snap.source is None else snap.source.name
+    if kind == "panel":
+        from rnnkit.panels import PanelRun, time_info
+
+        config["panel"] = {"ids": panel.ids, "id": panel.id_name, "time": panel.time_name,
+                           "clock": time_info(panel)}
+        config["notes"] = panel.notes
+        run: Run = PanelRun(model, pipe, config, history.records, data=kept)
+        return _finish(run, out, world.main)
     if kind == "series":
         need = pipe.window + int(pipe.diff)
         config["tail"] = {"values": kept["values"][-need:].astype(float).tolist(),
                           "index": index_info(kept["index"])}
         config["notes"] = kept["notes"]
-    run = Run(model, pipe, config, history.records, data=kept)
+    return _finish(Run(model, pipe, config, history.records, data=kept), out, world.main)
+
+
+def _finish(run: Run, out: str | Path | None, main: bool = True) -> Run:
+    """Evaluate, and save into the run folder when there is one (rank 0 only, under DDP)."""
+    if not main:
+        return run
     run.evaluate()
     if out is not None:
         run.save(out)

@@ -19,6 +19,7 @@ SCALERS = ("standard", "minmax", "none")
 TRANSFORMS = ("auto", "diff", "none")
 FILLS = ("ffill", "interpolate", "drop")
 OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -61,6 +62,8 @@ class DataConfig:
     transform: str = "auto"
     period: int | None = None
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    id: str | None = None  # long format: the column naming each row's series
+    skip_short: bool = False  # long format: drop series too short for one window
 
     def __post_init__(self) -> None:
         _choice("shape", self.shape, SHAPES)
@@ -148,6 +151,12 @@ class TrainConfig:
     checkpoint_every (only when the fit has a run folder, ``out``): save the full training
     state every N epochs into ``RUN/checkpoints``; None (default) saves every epoch once
     training has run for a minute, 0 only when interrupted. keep_checkpoints: how many are kept.
+
+    windows_per_epoch: train each epoch on this many windows drawn afresh (without
+    replacement) from all of them, for panels too large to sweep every epoch. device: ``auto``
+    (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``. precision: ``fp32``, or ``bf16`` /
+    ``fp16`` autocast on CUDA. Under DDP (``torchrun``), batch_size is the global batch, split
+    over the processes, so a run means the same training at any process count.
     """
 
     epochs: int = 200
@@ -163,9 +172,19 @@ class TrainConfig:
     max_seconds: float | None = None
     checkpoint_every: int | None = None
     keep_checkpoints: int = 3
+    windows_per_epoch: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
+        _positive("windows_per_epoch", self.windows_per_epoch, allow_none=True)
+        _choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.device, str) or not (
+                self.device in ("auto", "cpu", "cuda") or (
+                    self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ConfigError(f"device={self.device!r} is not supported; expected auto, cpu, "
+                              "cuda or cuda:N (N a GPU number).")
         _positive("batch_size", self.batch_size)
         _positive("early_stopping", self.early_stopping, zero=True)
         _positive("lr_patience", self.lr_patience, zero=True)

@@ -26,8 +26,8 @@ def model_outputs(model: nn.Module, pairs: Pairs, batch: int = 4096) -> np.ndarr
     model.eval()
     outs = []
     for s in range(0, len(pairs), batch):
-        lengths = None if pairs.lengths is None else pairs.lengths[s : s + batch]
-        y, _ = model(pairs.inputs[s : s + batch], lengths=lengths)
+        b = pairs.rows(s, s + batch)
+        y, _ = model(b.inputs, lengths=b.lengths)
         outs.append(y)
     if not outs:
         return np.zeros((0, 1, 1))

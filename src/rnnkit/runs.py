@@ -264,8 +264,9 @@ class Run:
         return Stream(self.model, self.pipeline)
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path, plots: bool = True) -> Path:
-        """Write the run folder (weights, config, metrics, history, plots) and return it."""
+    def _start_folder(self, path: str | Path) -> tuple[Path, dict]:
+        """Create the run folder, score the run if it was not, write the weights; returns the
+        folder and the config to write (with format and library versions)."""
         folder = Path(path)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -279,16 +280,16 @@ class Run:
         cfg["format"] = FORMAT
         save_weights(folder / "model.safetensors", self.model.state_dict(),
                      {"format": str(FORMAT), "rnnkit": __version__})
+        return folder, cfg
+
+    def save(self, path: str | Path, plots: bool = True) -> Path:
+        """Write the run folder (weights, config, metrics, history, plots) and return it."""
+        folder, cfg = self._start_folder(path)
         write_json(folder / "config.json", cfg)
         write_json(folder / "metrics.json", self.metrics)
-        buf = io.StringIO()
-        if self.history:
-            w = csv.DictWriter(buf, fieldnames=list(self.history[0]))
-            w.writeheader()
-            w.writerows(self.history)
         from rnnkit.persist import atomic_write_bytes
 
-        atomic_write_bytes(folder / "history.csv", buf.getvalue().encode())
+        atomic_write_bytes(folder / "history.csv", history_csv(self.history))
         # diagnosed once the weights are on disk, so a failing check never loses a fit
         if self.findings is None:
             self.diagnose()
@@ -303,6 +304,16 @@ class Run:
         return folder
 
 
+def history_csv(history: list[dict]) -> bytes:
+    """The per-epoch records as CSV bytes (history.csv)."""
+    buf = io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    return buf.getvalue().encode()
+
+
 def load(path: str | Path) -> Run:
     """Restore a run folder written by ``Run.save``. Refuses pickle files and malformed data."""
     folder = Path(path)
@@ -315,8 +326,8 @@ def load(path: str | Path) -> Run:
     try:
         mcfg = from_dict(ModelConfig, cfg["model"])
         pipe_json = cfg["pipeline"]
-        pipe = (SeriesPipeline.from_json(pipe_json) if cfg["kind"] == "series"
-                else SequencePipeline.from_json(pipe_json))
+        pipe = (None if cfg["kind"] == "panel" else SeriesPipeline.from_json(pipe_json)
+                if cfg["kind"] == "series" else SequencePipeline.from_json(pipe_json))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / 'config.json'}: invalid ({exc}).") from None
     weights = folder / "model.safetensors"
@@ -340,7 +351,12 @@ def load(path: str | Path) -> Run:
         except (UnicodeDecodeError, csv.Error, TypeError, ValueError):
             raise CheckpointError(f"{hist_file}: not the CSV of numbers rnnkit writes; the file "
                                   "is corrupt.") from None
-    run = Run(model, pipe, cfg, history)
+    if pipe is None:
+        from rnnkit.panels import load_panel
+
+        run: Run = load_panel(folder, cfg, model, history)
+    else:
+        run = Run(model, pipe, cfg, history)
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         run.metrics = read_json(metrics_file)

@@ -13,7 +13,12 @@ import sys
 from typing import Any
 
 from rnnkit import __version__
-from rnnkit.cli.options import add_checkpoint_options, add_training_options, collect
+from rnnkit.cli.options import (
+    add_checkpoint_options,
+    add_panel_options,
+    add_training_options,
+    collect,
+)
 from rnnkit.errors import RnnkitError
 
 DEMOS = ("sine", "adder", "seeded", "sunspots")
@@ -55,9 +60,63 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
     print(f"rnnkit: warning: {message}", file=sys.stderr)
 
 
+def _launch(args: argparse.Namespace) -> int:
+    """``rnnkit fit --nproc N``: the same command under torchrun, N processes on this machine.
+    torchrun does the launching, rendezvous and restarts; rnnkit only builds its command."""
+    import subprocess
+
+    from rnnkit.errors import ConfigError, TrainingError
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc {args.nproc}: needs at least 1 process.")
+    rest, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--nproc", "--max-restarts"):
+            skip = True
+            continue
+        if a.startswith(("--nproc=", "--max-restarts=")):
+            continue
+        rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={args.nproc}", f"--max-restarts={args.max_restarts or 0}",
+           "-m", "rnnkit", *rest]
+    if not args.quiet:
+        print("rnnkit: launching " + " ".join(cmd[1:]), file=sys.stderr)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace")
+    skipping = False
+    for line in proc.stderr:  # type: ignore[union-attr]
+        # torchrun ends a failed job with its own Python traceback before its failure report;
+        # the report and the workers' one-line errors are what a user needs
+        if line.startswith("Traceback (most recent call last):"):
+            skipping = True
+        elif skipping and line.startswith("torch.distributed.elastic"):
+            skipping = False
+            continue
+        if not skipping:
+            sys.stderr.write(line)
+    code = proc.wait()
+    if code != 0:
+        where = args.resume or args.out
+        raise TrainingError(
+            f"training with {args.nproc} processes failed (torchrun exit status {code}; the "
+            "lines above say which worker and why)"
+            + (f"; checkpoints in {where} are intact: rnnkit fit --resume {where} --nproc "
+               f"{args.nproc}, or add --max-restarts 1 to retry on its own" if where else ""))
+    return 0
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     import warnings
 
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        return _launch(args)
+    if args.max_restarts is not None and args.nproc is None and "WORLD_SIZE" not in os.environ:
+        from rnnkit.errors import ConfigError
+
+        raise ConfigError("--max-restarts restarts torchrun's workers; use it with --nproc N.")
     from rnnkit.api import fit, resume
     from rnnkit.errors import ConfigError
     from rnnkit.train.signals import Interrupted
@@ -84,10 +143,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
                 run = fit(args.data, target=target, features=features, time=args.time,
                           out=folder, **collect(args))
         except Interrupted as exc:
-            print(exc, file=sys.stderr)
+            if int(os.environ.get("RANK", "0") or 0) == 0:
+                print(exc, file=sys.stderr)
             return exc.exit_code
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return 0  # under torchrun, rank 0 reports for every process
     notes = run.config.get("notes") or []
     t = run.config["training"]
+    if t.get("resumed_from"):
+        notes = [*notes, f"resumed from checkpoint {t['resumed_from']}"]
     text = "\n".join([*notes, "", run.table(), "",
                       f"trained {t['best_epoch']} epochs kept (stopped: {t['stop_reason']}) in "
                       f"{t['seconds']:.1f} s", f"run saved to {folder}"])
@@ -158,15 +222,19 @@ def _write_frame(args: argparse.Namespace, frame: Any) -> int:
 
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(frame.reshape(len(frame), -1))
+    long = bool(frame.attrs.get("long_format"))  # panels: id and time are columns already
     if args.out:
-        frame.to_csv(args.out, index_label=frame.index.name or "index")
+        if long:
+            frame.to_csv(args.out, index=False)
+        else:
+            frame.to_csv(args.out, index_label=frame.index.name or "index")
         print(f"wrote {len(frame)} rows to {args.out}")
     elif args.json:
         print(json.dumps(_jsonable({"index": [str(i) for i in frame.index],
                                     "columns": list(frame.columns),
                                     "values": frame.to_numpy().tolist()}), indent=2))
     else:
-        print(frame.to_string())
+        print(frame.to_string(index=not long))
     return 0
 
 
@@ -232,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="run folder (default runs/<file>-<target>)")
     add_training_options(c)
     add_checkpoint_options(c)
+    add_panel_options(c)
     c.set_defaults(func=cmd_fit)
 
     c = command("evaluate", "Metrics of a saved run next to the baselines.")
@@ -282,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -43,6 +43,10 @@ OPTIONS: list[tuple[str, Any, str]] = [
     ("clip", float, "gradient-norm clipping (default 1.0)"),
     ("objective", str, "auto, teacher, last or closed_loop (default auto)"),
     ("max_seconds", float, "stop training after this many seconds"),
+    ("windows_per_epoch", int, "train each epoch on this many windows drawn afresh from all "
+     "(for very large panels; default all)"),
+    ("device", str, "auto, cpu, cuda or cuda:N (default auto: CUDA when available)"),
+    ("precision", str, "fp32, or bf16/fp16 autocast on CUDA (default fp32)"),
 ]
 
 
@@ -56,6 +60,21 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill", choices=["ffill", "interpolate", "drop"], default=None,
                    help="how to fill missing values (default: refuse them)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_panel_options(p: argparse.ArgumentParser) -> None:
+    """``fit`` only: long-format panels and multi-process training (see docs/scaling.md)."""
+    g = p.add_argument_group("panels and scale-out (see docs/scaling.md)")
+    g.add_argument("--id", dest="id", default=None, help="long format: the column naming each "
+                   "row's series (default unique_id, when the file has it)")
+    g.add_argument("--skip-short", dest="skip_short", action="store_true", default=None,
+                   help="long format: train without series too short for one window (they "
+                   "are listed) instead of stopping")
+    g.add_argument("--nproc", type=int, default=None, metavar="N", help="train with N "
+                   "processes (PyTorch DDP, launched through torchrun)")
+    g.add_argument("--max-restarts", dest="max_restarts", type=int, default=None, metavar="K",
+                   help="with --nproc: restart the workers up to K times after a failure, "
+                   "resuming from the last checkpoint (default 0)")
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
@@ -75,7 +94,7 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
     names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "checkpoint_every",
-                                       "keep_checkpoints"]
+                                       "keep_checkpoints", "id", "skip_short"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):
         out["quiet"] = True

@@ -2,7 +2,9 @@
 
 ``Pairs`` holds inputs ``(N, T, F)``, targets, an optional mask of scored outputs and optional
 lengths. Windows over a long series are strided views (``Tensor.unfold``) of one buffer, never
-copies; a batch is gathered by index only when it is used.
+copies; a batch is gathered by index only when it is used. Windows of a panel (many series in
+one buffer) are the rows of such a view that lie inside one series: a :class:`Segments` index
+maps pair numbers to view rows without an index array, so memory stays that of the data.
 """
 
 from __future__ import annotations
@@ -15,26 +17,92 @@ import torch
 from rnnkit.errors import DataError
 
 
+class Segments:
+    """Pair numbers 0..N-1 laid over runs of consecutive view rows, one run per series.
+
+    starts: (S,) first view row of each run; counts: (S,) rows in each run. Pair ``k`` is row
+    ``starts[s] + k - before[s]`` of run ``s``, found by binary search: O(S) memory, however
+    many windows there are.
+    """
+
+    def __init__(self, starts: np.ndarray, counts: np.ndarray) -> None:
+        self.starts = torch.as_tensor(np.asarray(starts, dtype=np.int64))
+        self.counts = torch.as_tensor(np.asarray(counts, dtype=np.int64))
+        self.ends = torch.cumsum(self.counts, 0)  # pairs before the end of each run
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def rows(self, k: torch.Tensor) -> torch.Tensor:
+        """View rows of pair numbers ``k`` (any integer tensor)."""
+        k = k.long()
+        s = torch.searchsorted(self.ends, k, right=True)
+        return self.starts[s] + k - (self.ends[s] - self.counts[s])
+
+    def series(self, k: torch.Tensor) -> torch.Tensor:
+        """Run (series) number of each pair number in ``k``."""
+        return torch.searchsorted(self.ends, k.long(), right=True)
+
+
 @dataclass
 class Pairs:
     """inputs (N, T, F); targets (N, T, O) for per-step heads or (N, H, O) for last-step heads;
-    mask (N, T) bool of scored steps (per-step heads only); lengths (N,) real steps per row."""
+    mask (N, T) bool of scored steps (per-step heads only); lengths (N,) real steps per row.
+
+    With ``index`` (panels, samples), inputs and targets are views over every start row of a
+    buffer and only the rows ``index`` names are pairs (Segments, or a tensor of rows);
+    ``take`` and ``rows`` gather those.
+    """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     mask: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
+    index: Segments | torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.inputs.shape[0])
+        return len(self.index) if self.index is not None else int(self.inputs.shape[0])
+
+    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.index, Segments):
+            return self.index.rows(idx)
+        return self.index[idx.long()]  # type: ignore[index]
+
+    def sample(self, size: int, seed: int) -> Pairs:
+        """A fixed draw of ``size`` pairs (in their order), e.g. to validate on a huge panel."""
+        gen = torch.Generator().manual_seed(seed)
+        k = torch.randperm(len(self), generator=gen)[:size].sort().values
+        rows = k if self.index is None else self._rows(k)
+        return Pairs(self.inputs, self.targets, self.mask, self.lengths, rows)
 
     def take(self, idx: torch.Tensor) -> Pairs:
-        """Gather rows ``idx`` (a batch) into contiguous tensors."""
+        """Gather pairs ``idx`` (a batch) into contiguous tensors."""
+        if self.index is not None:
+            idx = self._rows(idx)
         return Pairs(
             self.inputs[idx],
             self.targets[idx],
             None if self.mask is None else self.mask[idx],
             None if self.lengths is None else self.lengths[idx],
+        )
+
+    def to(self, device: torch.device) -> Pairs:
+        """The same pairs on ``device`` (for sequences; series move their buffer instead)."""
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Pairs(self.inputs.to(device), self.targets.to(device), move(self.mask),
+                     move(self.lengths), self.index)
+
+    def rows(self, start: int, stop: int) -> Pairs:
+        """Pairs ``start..stop-1``: views when the pairs are plain, gathered for a panel."""
+        if self.index is not None:
+            return self.take(torch.arange(start, min(stop, len(self))))
+        return Pairs(
+            self.inputs[start:stop],
+            self.targets[start:stop],
+            None if self.mask is None else self.mask[start:stop],
+            None if self.lengths is None else self.lengths[start:stop],
         )
 
 

@@ -28,13 +28,20 @@ def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bo
     d, n = model.linear.in_features, len(pairs)
     # Centre by the means (the intercept absorbs them), so the ridge scales with the spread of
     # the windows, not their level. Reductions over the strided views copy no windows.
-    mx = pairs.inputs.mean(dim=0, dtype=torch.float64).reshape(-1)  # (W*F,)
-    my = pairs.targets.mean(dim=0, dtype=torch.float64).reshape(-1)  # (H*O,)
+    # (Panels gather their windows batch by batch, so both passes go through ``rows``.)
+    mx = torch.zeros(d, dtype=torch.float64)
+    my = torch.zeros(model.linear.out_features, dtype=torch.float64)
+    for s in range(0, n, batch):
+        b = pairs.rows(s, s + batch)
+        mx += b.inputs.sum(dim=0, dtype=torch.float64).reshape(-1)  # (W*F,)
+        my += b.targets.sum(dim=0, dtype=torch.float64).reshape(-1)  # (H*O,)
+    mx, my = mx / n, my / n
     xtx = torch.zeros(d, d, dtype=torch.float64)
     xty = torch.zeros(d, model.linear.out_features, dtype=torch.float64)
     for s in range(0, n, batch):
-        x = pairs.inputs[s : s + batch].reshape(-1, d).double() - mx  # (B, W*F)
-        y = pairs.targets[s : s + batch].reshape(len(x), -1).double() - my  # (B, H*O)
+        b = pairs.rows(s, s + batch)
+        x = b.inputs.reshape(-1, d).double() - mx  # (B, W*F)
+        y = b.targets.reshape(len(x), -1).double() - my  # (B, H*O)
         xtx += x.T @ x
         xty += x.T @ y
     ridge = RIDGE * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)

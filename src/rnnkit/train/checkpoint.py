@@ -297,9 +297,10 @@ class Checkpointer:
     """
 
     def __init__(self, run: Path, every: int | None, keep: int, guard: SignalGuard,
-                 resumed: Snapshot | None = None) -> None:
+                 resumed: Snapshot | None = None, writer: bool = True) -> None:
         self.run, self.folder = Path(run), Path(run) / FOLDER
         self.every, self.keep, self.guard = every, keep, guard
+        self.writer = writer  # False in DDP processes other than rank 0: they never write
         self.saves = 0
         self.last: tuple[tuple[int, int, bool], Path] | None = None
         if resumed is not None and resumed.source is not None:
@@ -326,6 +327,8 @@ class Checkpointer:
         """Publish ``snap`` (once per position) and return its folder."""
         if self.last is not None and self.last[0] == snap.key:
             return self.last[1]
+        if not self.writer:
+            return self.folder / name_of(snap.key)
         self.saves += 1
         path = publish(self.folder, snap, self.keep, self.saves, interrupt)
         self.last = (snap.key, path)
@@ -340,14 +343,20 @@ class Checkpointer:
 
 @contextlib.contextmanager
 def session(run: str | Path | None, cfg: TrainConfig, record: dict | None,
-            resumed: Snapshot | None) -> Iterator[Checkpointer | None]:
+            resumed: Snapshot | None, writer: bool = True) -> Iterator[Checkpointer | None]:
     """Set up checkpointing for one training session of ``run`` (None: no checkpoints).
 
     A fresh run (``record`` given) starts an empty ``checkpoints/`` holding ``run.json``; a
     resumed one only sweeps leftovers of interrupted saves. Signals are caught for the block.
+    writer=False (DDP ranks other than 0): nothing is written, signals are still caught.
     """
     if run is None:
         yield None
+        return
+    if not writer:  # another DDP process writes; this one only follows its signals
+        with SignalGuard() as guard:
+            yield Checkpointer(Path(run), cfg.checkpoint_every, cfg.keep_checkpoints, guard,
+                               resumed, writer=False)
         return
     folder = Path(run) / FOLDER
     try:
@@ -376,6 +385,11 @@ def finish(run: str | Path) -> None:
     _remove(Path(run) / FOLDER)
     for leftover in Path(run).glob(".trash-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def resumable(run: str | Path) -> bool:
+    """Whether ``run`` holds an unfinished run with a complete checkpoint to continue."""
+    return (Path(run) / FOLDER / RECORD).is_file() and latest_complete(Path(run))[0] is not None
 
 
 def refuse_unfinished(run: str | Path) -> None:

@@ -117,7 +117,8 @@ def capture(model: nn.Module, opt: torch.optim.Optimizer, sched: Scheduler | Non
 
 def restore(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
             sched: Scheduler | None, stopper: EarlyStopping, state: LoopState,
-            gen: torch.Generator, n_pairs: int) -> tuple[Position, float]:
+            gen: torch.Generator, n_pairs: int, per_epoch: int | None = None
+            ) -> tuple[Position, float]:
     """Put the loop back where ``snap`` was taken; returns (position, seconds trained).
 
     Every part is checked first (names, shapes, dtypes, finiteness, types); a checkpoint that
@@ -125,7 +126,7 @@ def restore(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
     """
     where = f"{snap.source or 'checkpoint'}"
     try:
-        parts = _check(snap, model, opt, sched, n_pairs)
+        parts = _check(snap, model, opt, sched, n_pairs, per_epoch or n_pairs)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -154,7 +155,7 @@ def restore(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
 
 
 def _check(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
-           sched: Scheduler | None, n_pairs: int) -> tuple:
+           sched: Scheduler | None, n_pairs: int, per_epoch: int) -> tuple:
     t, meta = snap.tensors, snap.meta
     expected = model.state_dict()
     weights = _group(t, "model.", expected)
@@ -200,16 +201,26 @@ def _check(snap: Snapshot, model: nn.Module, opt: torch.optim.Optimizer,
         raise CheckpointError("the random generator states are not uint8 tensors.")
     perm = t.get("loop.perm")
     if not done and (perm is None or perm.dtype not in (torch.int32, torch.int64)
-                     or tuple(perm.shape) != (n_pairs,)
-                     or not torch.equal(torch.sort(perm).values.long(), torch.arange(n_pairs))):
-        raise CheckpointError(f"the data order (loop.perm) is not a permutation of the "
-                              f"{n_pairs} training pairs.")
+                     or tuple(perm.shape) != (per_epoch,) or not _draw_of(perm, n_pairs)):
+        what = (f"a permutation of the {n_pairs} training pairs" if per_epoch == n_pairs
+                else f"a draw of {per_epoch} distinct pairs of the {n_pairs} training pairs")
+        raise CheckpointError(f"the data order (loop.perm) is not {what}.")
     records = meta["loop"]["records"]
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise CheckpointError("the history records are not a list of objects.")
     pos = Position(epoch, step, done, t["loop.last_finite"].clone(),
                    None if done else perm, t["loop.total"].clone(), t["loop.norms"].clone())
     return weights, best, {"state": opt_state, "param_groups": groups}, pos, meta
+
+
+def _draw_of(perm: torch.Tensor, n: int) -> bool:
+    """Whether ``perm`` holds distinct pair numbers in 0..n-1 (all of them: a permutation)."""
+    if len(perm) == 0:
+        return True
+    values = torch.sort(perm).values.long()
+    if len(perm) == n:
+        return torch.equal(values, torch.arange(n))
+    return bool(values[0] >= 0 and values[-1] < n and (values[1:] > values[:-1]).all())
 
 
 def _group(tensors: dict[str, torch.Tensor], prefix: str, expected: dict[str, torch.Tensor]

@@ -1,0 +1,302 @@
+"""Read a long-format panel: many series in one table, one row per (series, time).
+
+The forecasting ecosystem's convention (NeuralForecast, statsforecast) is the columns
+``unique_id, ds, y``; those are the defaults here when present. ``read_panel`` returns a
+:class:`Panel` whose rows are sorted by series (in order of first appearance) and then by time,
+in one C-contiguous float32 buffer with ``offsets`` marking where each series starts. Every
+problem is a one-line DataError naming the source, column, row and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data.validate import parse_dates, row_list, show
+from rnnkit.errors import DataError, did_you_mean
+
+ID, TIME, TARGET = "unique_id", "ds", "y"
+PANEL_FILLS = ("ffill", "drop")
+
+
+@dataclass
+class Panel:
+    """Validated series of a long table in one buffer.
+
+    values: (rows, targets + features) float32, finite; series after series, time ascending.
+    offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
+    ids: the series ids (as text), in order of first appearance in the source.
+    times: (rows,) datetime64[ns] or int64 time of every row.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    ids: list[str]
+    times: np.ndarray
+    id_name: str
+    time_name: str | None
+    targets: list[str]
+    features: list[str]
+    source: str
+    notes: list[str]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, keep: np.ndarray) -> Panel:
+        """The series where ``keep`` (S,) is True, in one new buffer."""
+        if keep.all():
+            return self
+        rows = np.repeat(keep, self.lengths)
+        lengths = self.lengths[keep]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Panel(np.ascontiguousarray(self.values[rows]), offsets,
+                     [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
+                     self.id_name, self.time_name, self.targets, self.features, self.source,
+                     list(self.notes))
+
+
+def columns_of(source: object) -> list[str] | None:
+    """Column names of a file or DataFrame (the header only), None for other sources."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    if not isinstance(source, str | Path):
+        return None
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            if importlib.util.find_spec("pyarrow") is None:
+                return None
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            head = f.readline()
+    except (OSError, ValueError):
+        return None  # the series reader reports unreadable files properly
+    return [c.strip() for c in next(csv.reader([head], delimiter=_delimiter(head, path)), [])]
+
+
+def is_panel(source: object, id_column: str | None) -> bool:
+    """Long format: an id column was named, or the source has the conventional ``unique_id``."""
+    if id_column is not None:
+        return True
+    names = columns_of(source)
+    return bool(names) and ID in names
+
+
+def _delimiter(head: str, path: Path) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    counts = {d: head.count(d) for d in ",;\t|"}
+    return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
+    """(frame, display name, file lines before data row 1) of a path or DataFrame."""
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), "<DataFrame>", -1
+    if not isinstance(source, str | Path):
+        raise DataError(f"a panel (long format) is read from a CSV/Parquet file or a DataFrame, "
+                        f"not a {type(source).__name__}.")
+    display, path = str(source), Path(source)
+    if not path.is_file():
+        raise DataError(f"file not found: {display}; check the path (relative to {Path.cwd()}).")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path), display, -1
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            head = f.readline()
+        frame = pd.read_csv(path, sep=_delimiter(head, path), encoding="utf-8-sig",
+                            skipinitialspace=True, low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{display}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save "
+                        "the file as UTF-8.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(f"{display}: cannot be read as a CSV table ({text}); check that every "
+                        "line has the header's number of fields.") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame, display, 1
+
+
+class _Identity:
+    """Row numbers of a table that needed no sorting: row i is row i (no 8-byte-per-row array)."""
+
+    def __getitem__(self, i: object) -> object:
+        return i
+
+
+def _pick(names: list[str], name: str, role: str, source: str) -> str:
+    if name in names:
+        return name
+    raise DataError(f"{source}: column '{name}' not found; available: [{', '.join(names)}]"
+                    f"{did_you_mean(name, names) or '.'} Pass one of these names as --{role}.")
+
+
+def _where(source: str, header: int, i: int) -> str:
+    return f"row {i + 1}" + (f" (line {i + 1 + header})" if header > 0 else "")
+
+
+def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
+    """A column as float64; a cell that is not a number is an error naming its row."""
+    col = frame[name]
+    if pd.api.types.is_bool_dtype(col.dtype) or (
+            pd.api.types.is_numeric_dtype(col.dtype)
+            and not pd.api.types.is_complex_dtype(col.dtype)):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(np.isnan(num) & col.notna().to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{source}: column '{name}' {_where(source, header, i)} has "
+                        f"{show(col.iloc[i])}, which is not a number; fix the cell (or choose "
+                        "another --target).")
+    return num
+
+
+def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
+    """Time of every row: int64 for whole numbers (steps, years), else datetime64[ns]."""
+    col = frame[name]
+    if col.isna().any():
+        i = int(np.flatnonzero(col.isna().to_numpy())[0])
+        raise DataError(f"{source}: time column '{name}' {_where(source, header, i)} is empty; "
+                        "every row needs its time.")
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.to_numpy(dtype=np.int64)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return col.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if getattr(
+            col.dt, "tz", None) else col.to_numpy(dtype="datetime64[ns]")
+    # every series repeats the same dates: parse each distinct text once, with the reader's
+    # rules (years, 1959Q1 quarters, formats inferred from the first cell, ISO 8601)
+    codes, uniques = pd.factorize(col, sort=False)
+    parsed, bad = parse_dates(np.asarray(uniques, dtype=object))
+    if parsed is None:
+        i = int(np.flatnonzero(codes == bad)[0])
+        raise DataError(f"{source}: time column '{name}' {_where(source, header, i)} has "
+                        f"{show(col.iloc[i])}, which is not a date or a whole number; fix the "
+                        "cell or pass another --time column.")
+    return parsed.to_numpy(dtype="datetime64[ns]")[codes]
+
+
+def read_panel(source: object, id_column: str | None = None, time: str | None = None,
+               target: str | Sequence[str] | None = None,
+               features: str | Sequence[str] | None = None, fill: str | None = None) -> Panel:
+    """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
+
+    Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
+    series) and ``y`` (when present; else the only other numeric column). ``fill``: None
+    (missing values are an error), ``ffill`` (within each series) or ``drop``.
+    """
+    frame, src, header = _frame(source)
+    names = list(frame.columns)
+    if len(frame) == 0:
+        raise DataError(f"{src}: 0 data rows; expected one row per series and time.")
+    id_name = _pick(names, id_column or ID, "id", src)
+    time_name = (_pick(names, time, "time", src) if time
+                 else TIME if TIME in names and id_name != TIME else None)
+    feats = [features] if isinstance(features, str) else list(features or [])
+    if target is None:
+        if TARGET in names:
+            tgts = [TARGET]
+        else:
+            rest = [c for c in names if c not in (id_name, time_name, *feats)
+                    and pd.api.types.is_numeric_dtype(frame[c].dtype)]
+            if len(rest) != 1:
+                raise DataError(f"{src}: cannot tell which column to predict among "
+                                f"[{', '.join(rest) or 'no numeric columns'}]; pass --target.")
+            tgts = rest
+    else:
+        tgts = [target] if isinstance(target, str) else list(target)
+    chosen = [_pick(names, c, "target" if c in tgts else "features", src) for c in tgts + feats]
+    if len(set(chosen)) < len(chosen) or {id_name, time_name} & set(chosen):
+        raise DataError(f"{src}: the id, time, target and feature columns must all differ "
+                        f"(got id '{id_name}', time '{time_name}', columns {chosen}).")
+    ids = frame[id_name]
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(f"{src}: id column '{id_name}' {_where(src, header, i)} is empty; every "
+                        "row needs the id of its series.")
+    codes, uniques = pd.factorize(ids, sort=False)
+    codes = codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False)
+    times = (_times(frame, time_name, src, header) if time_name
+             else np.arange(len(frame), dtype=np.int64))
+    values = np.empty((len(frame), len(chosen)), dtype=np.float64)
+    for j, c in enumerate(chosen):
+        values[:, j] = _numbers(frame, c, src, header)
+    # Most long tables are already grouped by series and sorted by time: then no sort and no
+    # reordered copies (a panel of 50M rows would otherwise hold several of each at once).
+    step = np.diff(codes)
+    if (step >= 0).all() and (np.diff(times)[step == 0] > 0).all():
+        rows = _Identity()  # original row of each sorted row, for messages
+    else:
+        rows = np.lexsort((times, codes))  # by series (first appearance), then time; stable
+        values, codes, times = values[rows], codes[rows], times[rows]
+    del step
+    same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
+    if same.any():
+        j = int(np.flatnonzero(same)[0])
+        a, b = sorted((int(rows[j]), int(rows[j + 1])))
+        when = pd.Timestamp(times[j]) if times.dtype.kind == "M" else times[j]
+        raise DataError(f"{src}: series {uniques[codes[j]]!s} has two rows for time {when}"
+                        f" ({_where(src, header, a)} and {_where(src, header, b)}); keep one "
+                        "row per series and time.")
+    notes: list[str] = []
+    inf = np.isinf(values)
+    if inf.any():
+        r, c = np.argwhere(inf)[0]
+        raise DataError(f"{src}: column '{chosen[c]}' {_where(src, header, int(rows[r]))} is "
+                        f"{values[r, c]}; infinity cannot be learned. Fix the cell.")
+    missing = np.isnan(values)
+    if missing.any():
+        bad = np.flatnonzero(missing.any(axis=1))
+        if fill is None:
+            c = int(np.flatnonzero(missing[bad[0]])[0])
+            shown = row_list(np.sort(rows[bad]))
+            raise DataError(f"{src}: column '{chosen[c]}' has {len(bad)} missing value(s) "
+                            f"({shown}); pass --fill ffill (carry the last value forward "
+                            "within its series) or --fill drop.")
+        if fill not in PANEL_FILLS:
+            raise DataError(f"{src}: --fill {fill} is not available for panels; use "
+                            f"{' or '.join(PANEL_FILLS)}.")
+        if fill == "ffill":
+            filled = pd.DataFrame(values).groupby(codes).ffill().to_numpy()
+            still = np.isnan(filled).any(axis=1)
+            if still.any():
+                r = int(np.flatnonzero(still)[0])
+                raise DataError(f"{src}: series {uniques[codes[r]]!s} starts with a missing "
+                                f"value ({_where(src, header, int(rows[r]))}), which ffill cannot "
+                                "fill; pass --fill drop.")
+            values = filled
+            notes.append(f"filled {len(bad)} rows with missing values from the previous row "
+                         "of their series")
+        else:
+            keep = ~missing.any(axis=1)
+            values, codes, times = values[keep], codes[keep], times[keep]
+            notes.append(f"dropped {len(bad)} rows with missing values")
+    counts = np.bincount(codes, minlength=len(uniques))
+    present = counts > 0
+    offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
+    ids_text = [str(u) for u, p in zip(uniques, present, strict=True) if p]
+    notes.insert(0, f"read {len(ids_text)} series in long format (id '{id_name}'"
+                 + (f", time '{time_name}'" if time_name else "") + f", {len(values)} rows)")
+    out = np.ascontiguousarray(values, dtype=np.float32)
+    if not np.isfinite(out).all():
+        r, c = np.argwhere(~np.isfinite(out))[0]
+        raise DataError(f"{src}: column '{chosen[c]}' has {values[r, c]:g}, beyond the float32 "
+                        "range rnnkit trains in; rescale the column (e.g. to thousands).")
+    return Panel(out, offsets, ids_text, times,
+                 id_name, time_name, [chosen[i] for i in range(len(tgts))],
+                 chosen[len(tgts):], src, notes)

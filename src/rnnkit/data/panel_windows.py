@@ -1,0 +1,217 @@
+"""The panel pipeline: many series in one buffer -> windows that never cross a series boundary.
+
+Each series is split by time on its own (the first 70% of its rows train, and so on), scaled by
+statistics of its own training rows (so series of any magnitude train together), and cut into
+windows ``window -> horizon`` exactly as a single series is. The working buffer has one row per
+data row (with ``diff``, a series' first row is an unused zero), so a window's rows are data rows.
+Windows are rows of one strided view; a :class:`~rnnkit.data.pairs.Segments` index names the
+ones of a split, so no window is copied and no per-window array exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnnkit.config import DataConfig
+from rnnkit.data.pairs import Pairs, Segments
+from rnnkit.data.panel import Panel
+from rnnkit.data.stats import detect_period, trend_strength
+from rnnkit.errors import ConfigError, DataError
+
+TREND_R2 = 0.5  # as for one series: a linear trend explaining half the variance -> diff
+ANALYSIS_SERIES = 64  # period and trend are read from this many series, evenly spaced
+SHOWN_IDS = 10
+
+
+@dataclass
+class PanelPipeline:
+    """Window, horizon, transform and per-series scaling of a global model over a panel."""
+
+    targets: list[str]
+    features: list[str]
+    window: int
+    horizon: int
+    diff: bool
+    period: int | None
+    scaler: str
+    split_fracs: tuple[float, float, float]
+    trend_r2: float
+    shift: np.ndarray  # (S, F) float64: per-series centre, in working units
+    scale: np.ndarray  # (S, F) float64: per-series spread (1 where a series is flat)
+    shape: str = "window"
+    warmup: int = 0
+
+    # --- building --------------------------------------------------------------------------
+    @classmethod
+    def choose(cls, panel: Panel, cfg: DataConfig) -> tuple[int, bool, int | None, float]:
+        """(window, diff, period, trend R^2) read from the training rows of a few series."""
+        if cfg.shape != "window":
+            raise ConfigError(f"shape={cfg.shape!r}: a panel trains one window model across its "
+                              "series; use shape='window' (the default).")
+        lengths = panel.lengths
+        pick = np.unique(np.linspace(0, len(lengths) - 1, min(len(lengths), ANALYSIS_SERIES)
+                                     ).astype(int))
+        r2s, periods = [], []
+        for i in pick:
+            n_train = round(int(lengths[i]) * cfg.split[0])
+            if n_train < 4:
+                continue
+            y = panel.values[panel.offsets[i] : panel.offsets[i] + n_train, 0].astype(np.float64)
+            r2s.append(trend_strength(y))
+            periods.append(detect_period(y))
+        r2 = float(np.median(r2s)) if r2s else 0.0
+        diff = cfg.transform == "diff" or (cfg.transform == "auto" and r2 >= TREND_R2)
+        found = [p for p in periods if p]
+        period = cfg.period if cfg.period is not None else (
+            int(np.bincount(found).argmax()) if found else None)
+        window = cfg.window
+        if window is None:
+            typical = round(float(np.median(lengths)) * cfg.split[0])
+            window = min(max(period or 16, 8), 256)
+            window = max(2, min(window, (typical - cfg.horizon - int(diff)) // 3))
+        return window, diff, period, r2
+
+    @classmethod
+    def fit(cls, panel: Panel, cfg: DataConfig, skip_short: bool = False
+            ) -> tuple[PanelPipeline, Panel]:
+        """Choose window and transform, drop (or refuse) short series, fit per-series scaling.
+        Returns the pipeline and the panel it was fitted on (short series removed)."""
+        window, diff, period, r2 = cls.choose(panel, cfg)
+        need = window + cfg.horizon + int(diff)
+        short = panel.lengths < need
+        if short.any():
+            ids = [panel.ids[i] for i in np.flatnonzero(short)]
+            shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more"
+                                                  if len(ids) > SHOWN_IDS else "")
+            what = (f"{len(ids)} of {len(panel)} series have fewer than {need} rows (window "
+                    f"{window} + horizon {cfg.horizon}{' + 1 for diff' if diff else ''}): "
+                    f"{shown}")
+            if not skip_short:
+                raise DataError(f"{panel.source}: {what}; pass --skip-short to train without "
+                                "them, or a smaller --window.")
+            if short.all():
+                raise DataError(f"{panel.source}: {what}: no series is left; use a smaller "
+                                "--window.")
+            panel = panel.subset(~short)
+            panel.notes.append(f"skipped {what}")
+        pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
+                   cfg.scaler, tuple(cfg.split), r2,
+                   np.zeros((len(panel), panel.values.shape[1])),
+                   np.ones((len(panel), panel.values.shape[1])))
+        if len(pipe.segments("train", panel.offsets)) == 0:
+            raise DataError(f"{panel.source}: no series has a complete training window "
+                            f"(window {window} + horizon {cfg.horizon}); use a smaller --window "
+                            "or a larger training fraction.")
+        work = pipe._working(panel)
+        train_end, _ = pipe.bounds(panel.lengths)
+        first = int(diff)
+        for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
+            rows = work[a + first : a + max(int(n_tr), first + 1)]
+            pipe.shift[i], pipe.scale[i] = _stats(cfg.scaler, rows)
+        return pipe, panel
+
+    def _working(self, panel: Panel) -> np.ndarray:
+        """Rows before scaling: target changes (with diff; 0 at each series' first row) and
+        features as they are. float32, one row per data row."""
+        work = np.array(panel.values, dtype=np.float32)
+        if self.diff:
+            o = len(self.targets)
+            work[1:, :o] = panel.values[1:, :o] - panel.values[:-1, :o]
+            work[panel.offsets[:-1], :o] = 0.0
+        return work
+
+    def tensor(self, panel: Panel) -> torch.Tensor:
+        """The scaled working buffer (rows, F), each series by its own statistics."""
+        work = self._working(panel)
+        for i, (a, b) in enumerate(zip(panel.offsets[:-1], panel.offsets[1:], strict=True)):
+            work[a:b] = (work[a:b] - self.shift[i]) / self.scale[i]
+        return torch.from_numpy(work)
+
+    # --- windows ---------------------------------------------------------------------------
+    def bounds(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per series (train_end, val_end) local row indices."""
+        a, b, _ = self.split_fracs
+        n = np.asarray(lengths, dtype=np.float64)
+        return np.round(n * a).astype(np.int64), np.round(n * (a + b)).astype(np.int64)
+
+    def local_origins(self, split: str, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per series, the first and one-past-last local origin of ``split``'s forecasts."""
+        n = np.asarray(lengths, dtype=np.int64)
+        train_end, val_end = self.bounds(n)
+        h = self.horizon
+        first = np.full_like(n, self.window - 1 + int(self.diff))
+        lo, hi = {
+            "train": (first, train_end - h - 1),
+            "val": (np.maximum(first, train_end - 1), val_end - h - 1),
+            "test": (np.maximum(first, val_end - 1), n - h - 1),
+            "all": (first, n - h - 1),
+        }[split]
+        return lo, np.maximum(lo, hi + 1)
+
+    def segments(self, split: str, offsets: np.ndarray) -> Segments:
+        """The windows of ``split`` as runs of window start rows in the buffer."""
+        lo, stop = self.local_origins(split, np.diff(offsets))
+        return Segments(offsets[:-1] + lo - self.window + 1, stop - lo)
+
+    def pairs(self, data: torch.Tensor, index: Segments) -> Pairs:
+        """Windows named by ``index`` over the scaled buffer ``data`` (views, no copies)."""
+        o = len(self.targets)
+        w, h = self.window, self.horizon
+        inputs = data.unfold(0, w, 1).permute(0, 2, 1)  # row s: data rows s .. s+w-1
+        # row s: the h target rows after the window that starts at s
+        targets = data[w:, :o].unfold(0, h, 1).permute(0, 2, 1)
+        return Pairs(inputs, targets, index=index)
+
+    def origins(self, index: Segments, k: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(series number, buffer row of the last input) of pair numbers ``k``."""
+        return (index.series(k).numpy(), (index.rows(k) + self.window - 1).numpy())
+
+    # --- back to original units ------------------------------------------------------------
+    def to_levels(self, pred: np.ndarray, series: np.ndarray, last_rows: np.ndarray,
+                  values: np.ndarray) -> np.ndarray:
+        """Scaled outputs (N, H, O) of windows ending at buffer rows ``last_rows`` of series
+        ``series`` -> forecasts in original units."""
+        o = len(self.targets)
+        out = pred * self.scale[series, None, :o] + self.shift[series, None, :o]
+        if self.diff:
+            base = np.asarray(values[last_rows, :o], dtype=np.float64)
+            out = base[:, None, :] + np.cumsum(out, axis=1)
+        return out
+
+    def to_json(self) -> dict:
+        """Everything but the per-series statistics (those go in safetensors)."""
+        return {"kind": "panel", "targets": self.targets, "features": self.features,
+                "shape": self.shape, "window": self.window, "horizon": self.horizon,
+                "warmup": self.warmup, "diff": self.diff, "period": self.period,
+                "scaler": self.scaler, "split": list(self.split_fracs),
+                "trend_r2": self.trend_r2, "series": len(self.shift)}
+
+    @classmethod
+    def from_json(cls, d: dict, shift: np.ndarray, scale: np.ndarray) -> PanelPipeline:
+        if len(shift) != int(d["series"]) or shift.shape != scale.shape:
+            raise DataError(f"per-series statistics for {len(shift)} series do not match the "
+                            f"{d['series']} the pipeline was fitted on.")
+        return cls(list(d["targets"]), list(d["features"]), int(d["window"]),
+                   int(d["horizon"]), bool(d["diff"]),
+                   None if d["period"] is None else int(d["period"]), str(d["scaler"]),
+                   tuple(float(s) for s in d["split"]), float(d["trend_r2"]),
+                   np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
+
+
+def _stats(kind: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) of one series' training rows, as the single-series Scaler defines them."""
+    v = rows.astype(np.float64)
+    if kind == "none" or len(v) == 0:
+        return np.zeros(v.shape[1]), np.ones(v.shape[1])
+    if kind == "standard":
+        shift, scale = v.mean(axis=0), v.std(axis=0)
+    elif kind == "minmax":
+        lo, hi = v.min(axis=0), v.max(axis=0)
+        shift, scale = (lo + hi) / 2, (hi - lo) / 2
+    else:
+        raise ConfigError(f"scaler={kind!r} is not supported; use standard, minmax or none.")
+    flat = ~(scale > 1e-12 * np.maximum(1.0, np.abs(shift)))
+    return shift, np.where(flat, 1.0, scale)

@@ -1,0 +1,257 @@
+"""Long-format panels: reading, windows that never cross series, per-series scaling, short
+series, one global model, long-format predictions and forecasts, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.config import DataConfig
+from rnnkit.data.pairs import Segments
+from rnnkit.data.panel import read_panel
+from rnnkit.data.panel_windows import PanelPipeline
+from rnnkit.errors import ConfigError, DataError
+from tests.helpers_panel import make_panel, write_panel
+
+FAST = {"epochs": 3, "quiet": True, "hidden_size": 8, "early_stopping": 0}
+
+
+# --- reading ---------------------------------------------------------------------------------
+def test_rows_are_grouped_by_series_in_first_seen_order_and_sorted_by_time(tmp_path):
+    df = make_panel(3, 20)
+    shuffled = df.sample(frac=1.0, random_state=0)
+    first_seen = list(dict.fromkeys(shuffled["unique_id"]))
+    path = tmp_path / "p.csv"
+    shuffled.to_csv(path, index=False)
+    panel = read_panel(path)
+    assert panel.ids == first_seen
+    assert list(panel.offsets) == [0, 20, 40, 60]
+    for i, sid in enumerate(panel.ids):
+        rows = slice(panel.offsets[i], panel.offsets[i + 1])
+        want = df[df.unique_id == sid].sort_values("ds")
+        np.testing.assert_allclose(panel.values[rows, 0], want["y"].to_numpy(), rtol=1e-6)
+        assert (np.diff(panel.times[rows]) > np.timedelta64(0)).all()
+    assert (panel.id_name, panel.time_name, panel.targets) == ("unique_id", "ds", ["y"])
+
+
+def test_named_columns_and_integer_times(tmp_path):
+    df = pd.DataFrame({"shop": ["a"] * 5 + ["b"] * 5, "week": list(range(5)) * 2,
+                       "sales": np.arange(10.0), "price": np.ones(10)})
+    panel = read_panel(df, id_column="shop", time="week", target="sales", features=["price"])
+    assert panel.ids == ["a", "b"] and panel.times.dtype == np.int64
+    assert panel.values.shape == (10, 2) and panel.features == ["price"]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d.rename(columns={"unique_id": "uid"}), r"column 'unique_id' not found.*uid"),
+    (lambda d: pd.concat([d, d.iloc[[3]]]), r"series s0000 has two rows for time 2000-04-01.*"
+                                             r"row 4 \(line 5\) and row 41 \(line 42\)"),
+    (lambda d: d.assign(y=d["y"].astype(object).where(d.index != 7, "n/a?")),
+     r"column 'y' row 8 \(line 9\) has 'n/a\?', which is not a number"),
+    (lambda d: d.assign(y=d["y"].where(d.index != 7)),
+     r"column 'y' has 1 missing value\(s\) \(row 8\); pass --fill ffill"),
+    (lambda d: d.assign(ds=d["ds"].astype(str).where(d.index != 2, "someday")),
+     r"time column 'ds' row 3 \(line 4\) has 'someday', which is not a date"),
+    (lambda d: d.assign(y=d["y"].where(d.index != 5, np.inf)),
+     r"column 'y' row 6 \(line 7\) is inf"),
+])
+def test_bad_panels_get_one_line_errors_naming_row_and_line(tmp_path, edit, match):
+    path = tmp_path / "bad.csv"
+    edit(make_panel(2, 20)).to_csv(path, index=False)
+    with pytest.raises(DataError, match=match) as err:
+        read_panel(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_values_fill_within_their_own_series():
+    df = make_panel(2, 10)
+    df.loc[10, "y"] = np.nan  # the first row of series 2: ffill must not borrow from series 1
+    with pytest.raises(DataError, match="s0001 starts with a missing value"):
+        read_panel(df, fill="ffill")
+    df.loc[10, "y"] = 5.0
+    df.loc[12, "y"] = np.nan
+    filled = read_panel(df, fill="ffill")
+    assert filled.values[12, 0] == filled.values[11, 0]
+    dropped = read_panel(df, fill="drop")
+    assert list(dropped.lengths) == [10, 9]
+
+
+# --- windows ---------------------------------------------------------------------------------
+def test_segments_map_pair_numbers_like_an_explicit_index():
+    starts, counts = np.array([0, 10, 50, 70]), np.array([3, 0, 5, 2])
+    seg = Segments(starts, counts)
+    explicit = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts, strict=True)])
+    k = torch.arange(len(seg))
+    assert len(seg) == 10
+    assert seg.rows(k).tolist() == explicit.tolist()
+    assert seg.series(k).tolist() == [0, 0, 0, 2, 2, 2, 2, 2, 3, 3]
+
+
+def test_windows_never_cross_a_series_boundary_and_targets_follow_inputs():
+    # value = 1000 * series + time: a window's series and times are readable from its values
+    n = [30, 17, 25]
+    df = pd.DataFrame({"unique_id": np.repeat(["a", "b", "c"], n),
+                       "ds": np.concatenate([np.arange(k) for k in n]),
+                       "y": np.concatenate([1000.0 * i + np.arange(k) for i, k in enumerate(n)])})
+    panel = read_panel(df)
+    cfg = DataConfig(window=6, horizon=2, scaler="none", transform="none")
+    pipe, panel = PanelPipeline.fit(panel, cfg)
+    data = pipe.tensor(panel)
+    seen = 0
+    for split in ("train", "val", "test"):
+        pairs = pipe.pairs(data, pipe.segments(split, panel.offsets))
+        batch = pairs.take(torch.arange(len(pairs)))
+        seen += len(pairs)
+        rows = torch.cat([batch.inputs[..., 0], batch.targets[..., 0]], dim=1).numpy()
+        assert (np.floor(rows / 1000) == np.floor(rows[:, :1] / 1000)).all()  # one series
+        assert (np.diff(rows % 1000, axis=1) == 1).all()  # consecutive times
+    every = sum(k - 6 - 2 + 1 for k in n)  # all windows inside a series, none across
+    assert len(pipe.segments("all", panel.offsets)) == every
+    # a forecast belongs to the split holding all its targets: with horizon 2, the one that
+    # straddles each of the two split boundaries of a series belongs to neither
+    assert seen == every - 2 * len(n)
+
+
+def test_each_series_is_scaled_by_its_own_training_rows():
+    df = make_panel(2, 60)
+    df.loc[df.unique_id == "s0001", "y"] *= 1e6
+    panel = read_panel(df)
+    pipe, panel = PanelPipeline.fit(panel, DataConfig(window=12, transform="none"))
+    data = pipe.tensor(panel).numpy()
+    train_end, _ = pipe.bounds(panel.lengths)
+    for i in range(2):
+        a = panel.offsets[i]
+        part = data[a : a + train_end[i], 0]
+        assert abs(part.mean()) < 1e-4 and abs(part.std() - 1) < 1e-4
+    # the test rows do not move the statistics (no look-ahead)
+    df2 = df.copy()
+    df2.loc[df2.index[-5:], "y"] *= 100
+    pipe2, _ = PanelPipeline.fit(read_panel(df2), DataConfig(window=12, transform="none"))
+    np.testing.assert_array_equal(pipe.shift, pipe2.shift)
+    np.testing.assert_array_equal(pipe.scale, pipe2.scale)
+
+
+def test_short_series_are_listed_and_skipped_only_when_asked():
+    df = pd.concat([make_panel(3, 40), make_panel(2, 10, seed=1).assign(
+        unique_id=lambda d: d.unique_id.str.replace("s", "short"))])
+    cfg = DataConfig(window=12)
+    with pytest.raises(DataError, match=r"2 of 5 series have fewer than 13 rows \(window 12 \+ "
+                                        r"horizon 1\): short0000, short0001; pass --skip-short"):
+        PanelPipeline.fit(read_panel(df), cfg)
+    pipe, kept = PanelPipeline.fit(read_panel(df), cfg, skip_short=True)
+    assert kept.ids == ["s0000", "s0001", "s0002"] and len(pipe.shift) == 3
+    assert any("skipped 2 of 5 series" in note for note in kept.notes)
+    with pytest.raises(DataError, match="no series is left"):
+        PanelPipeline.fit(read_panel(make_panel(2, 10)), cfg, skip_short=True)
+
+
+def test_panels_train_window_models_only():
+    with pytest.raises(ConfigError, match=r"shape='next'.*use shape='window'"):
+        rnnkit.fit(make_panel(2, 40), shape="next", **FAST)
+
+
+# --- one global model ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def panel_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("panel")
+    path = write_panel(folder / "panel.csv", 40, (60, 90))
+    run = rnnkit.fit(path, out=folder / "run", window=12, epochs=15, quiet=True)
+    return path, folder / "run", run
+
+
+def test_a_global_model_beats_per_series_baselines_in_original_units(panel_run):
+    _, _, run = panel_run
+    m = run.metrics
+    assert m["split"]["series"] == 40 and m["split"]["window"] == 12
+    model = m["model"]["rmse"]
+    assert all(model < b["rmse"] for b in m["baselines"].values()), m
+    assert set(m["baselines"]) == {"mean", "last value", "seasonal naive"}
+
+
+def test_predictions_and_forecasts_come_back_in_long_format(panel_run):
+    path, _, run = panel_run
+    pred = run.predict()
+    assert list(pred.columns) == ["unique_id", "ds", "y"]
+    src = pd.read_csv(path, parse_dates=["ds"])
+    merged = pred.merge(src, on=["unique_id", "ds"], suffixes=("_pred", ""))
+    assert len(merged) == len(pred)  # every prediction names a real (series, time)
+    rel = np.abs(merged.y_pred - merged.y) / merged.groupby("unique_id").y.transform("std")
+    assert rel.median() < 0.5
+    fc = run.forecast(4)
+    assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 40 * 4
+    last = src.groupby("unique_id").ds.max()
+    first = fc.groupby("unique_id").ds.min()
+    assert ((first - last[first.index]).dt.days.between(28, 31)).all()  # the next month
+
+
+def test_a_loaded_panel_run_forecasts_identically_and_refuses_unknown_series(panel_run):
+    path, folder, run = panel_run
+    loaded = rnnkit.load(folder)
+    pd.testing.assert_frame_equal(loaded.forecast(3), run.forecast(3))
+    pd.testing.assert_frame_equal(loaded.predict(path), run.predict())
+    assert loaded.evaluate(path)["model"]["rmse"] == pytest.approx(run.metrics["model"]["rmse"])
+    other = make_panel(2, 80, seed=5).assign(unique_id=["x"] * 80 + ["s0001"] * 80)
+    with pytest.raises(DataError, match="series x were not in the training panel"):
+        loaded.predict(other)
+
+
+def test_twelve_real_macro_series_train_as_one_panel(data_dir, tmp_path):
+    # the shipped US macro table (12 columns, 1959Q1..2009Q3) melted to long format: series
+    # from percent rates to GDP in billions, with quarterly dates as text
+    wide = pd.read_csv(data_dir / "us_macro_quarterly.csv")
+    long = wide.melt(id_vars="quarter", var_name="unique_id", value_name="y")
+    path = tmp_path / "macro_long.csv"
+    long.rename(columns={"quarter": "ds"}).to_csv(path, index=False)
+    run = rnnkit.fit(path, epochs=30, quiet=True)
+    m = run.metrics
+    assert m["split"]["series"] == 12 and run.pipeline.diff  # trending: changes are modelled
+    # per-series scaling: the rates are not drowned by GDP; scale-free MASE beats last value
+    assert m["model"]["mase"] < m["baselines"]["last value"]["mase"]
+    fc = run.forecast(2)
+    assert fc["ds"].astype(str).unique().tolist() == ["2009-10-01", "2010-01-01"]
+
+
+def test_wide_tables_with_several_targets_still_train_one_series_model(tmp_path):
+    t = np.arange(120)
+    df = pd.DataFrame({"a": np.sin(t / 5), "b": np.cos(t / 5)})
+    run = rnnkit.fit(df, target=["a", "b"], **FAST)
+    assert run.is_series and run.pipeline.targets == ["a", "b"]
+
+
+def test_windows_per_epoch_draws_that_many_windows_each_epoch():
+    from rnnkit.train.callbacks import Callback
+
+    class Steps(Callback):
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def on_epoch_end(self, state) -> None:
+            self.sizes.append(state.step)
+
+    steps = Steps()
+    run = rnnkit.fit(make_panel(20, 80), window=12, batch_size=32, windows_per_epoch=100,
+                     callbacks=[steps], **FAST)
+    assert steps.sizes[1:] == [3, 3, 3]  # ceil(100 / 32) steps, not all ~1000 windows
+    again = rnnkit.fit(make_panel(20, 80), window=12, batch_size=32, windows_per_epoch=100,
+                       **FAST)
+    assert [r["val_loss"] for r in run.history] == [r["val_loss"] for r in again.history]
+    for name, w in run.model.state_dict().items():  # the draws come from the seed
+        assert torch.equal(w, again.model.state_dict()[name]), name
+
+
+def test_panel_from_the_cli_writes_long_csvs(tmp_path, cli):
+    path = write_panel(tmp_path / "shops.csv", 30, (50, 70))
+    code, out, err = cli("fit", path, "--out", tmp_path / "run", "--window", "12",
+                         "--epochs", "3", "--quiet")
+    assert code == 0, err
+    assert "read 30 series in long format" in out and "model" in out
+    code, out, err = cli("forecast", tmp_path / "run", "--steps", "2", "--out",
+                         tmp_path / "fc.csv")
+    assert code == 0, err
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 60
+    code, _, err = cli("fit", path, "--out", tmp_path / "r2", "--window", "60", "--quiet")
+    assert code == 2 and "have fewer than 61 rows" in err and "--skip-short" in err
