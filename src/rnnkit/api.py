@@ -347,6 +347,8 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
                            "clock": time_info(panel)}
         config["notes"] = panel.notes
         run: Run = PanelRun(model, pipe, config, history.records, data=kept)
+        run._tensor = tensor.cpu()  # type: ignore[attr-defined]
+        del train_pairs, val_pairs, tensor
         return _finish(run, out, world.main)
     if kind == "series":
         need = pipe.window + int(pipe.diff)

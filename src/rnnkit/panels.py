@@ -28,6 +28,7 @@ from rnnkit.runs import Run
 
 PANEL_FILE = "panel.safetensors"
 BATCH = 4096
+KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
 
 
 def time_info(panel: Panel) -> dict:
@@ -74,6 +75,7 @@ class PanelRun(Run):
                  tail: dict[str, np.ndarray] | None = None) -> None:
         super().__init__(model, pipeline, config, history, data)  # type: ignore[arg-type]
         self.ids: list[str] = list(config["panel"]["ids"])
+        self._tensor: torch.Tensor | None = None  # the scaled buffer of the fitted panel
         self._tail = tail  # {"values": (S, need, F) float32, "last": (S,) int64/ns}
         if tail is None and data is not None:
             self._tail = _tail_of(data["panel"], pipeline)
@@ -83,6 +85,9 @@ class PanelRun(Run):
         return False
 
     # --- data --------------------------------------------------------------------------------
+    def _data_panel(self) -> Panel | None:
+        return None if self._data is None else self._data["panel"]
+
     def _panel(self, data: Any) -> tuple[Panel, PanelPipeline]:
         """The panel to use and the pipeline with its series' statistics in its order."""
         pipe: PanelPipeline = self.pipeline  # type: ignore[assignment]
@@ -108,7 +113,10 @@ class PanelRun(Run):
     def _forecasts(self, pipe: PanelPipeline, panel: Panel, split: str
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(predictions (N, H, O) in original units, series (N,), last input rows (N,))."""
-        data = pipe.tensor(panel)
+        # the fitted panel's scaled buffer is kept from training: a second one would double
+        # the largest array of a big panel
+        data = (self._tensor if self._tensor is not None and panel is self._data_panel()
+                else pipe.tensor(panel))
         index = pipe.segments(split, panel.offsets)
         pairs = pipe.pairs(data, index)
         raw = model_outputs(self.model, pairs, batch=BATCH)
@@ -152,7 +160,10 @@ class PanelRun(Run):
             "scaling": f"{pipe.scaler}, per series (fit on each series' training rows)",
         }
         metrics.update(self.extras)
-        self._last_eval = {"pred": pred, "truth": truth, "baselines": base}
+        # the doctor's skill check reads these; an even sample keeps a huge panel's copy small
+        keep = np.unique(np.linspace(0, len(pred) - 1, min(len(pred), KEPT_FORECASTS)).astype(int))
+        self._last_eval = {"pred": pred[keep], "truth": truth[keep],
+                           "baselines": {k: np.ascontiguousarray(b[keep]) for k, b in base.items()}}
         self.metrics = metrics
         return metrics
 

@@ -71,7 +71,9 @@ class Pairs:
     def sample(self, size: int, seed: int) -> Pairs:
         """A fixed draw of ``size`` pairs (in their order), e.g. to validate on a huge panel."""
         gen = torch.Generator().manual_seed(seed)
-        k = torch.randperm(len(self), generator=gen)[:size].sort().values
+        n = len(self)
+        k = torch.randperm(n, generator=gen, dtype=torch.int32 if n < 2**31 else torch.int64)
+        k = k[:size].sort().values.long()
         rows = k if self.index is None else self._rows(k)
         return Pairs(self.inputs, self.targets, self.mask, self.lengths, rows)
 

@@ -153,6 +153,8 @@ def _where(source: str, header: int, i: int) -> str:
 def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
     """A column as float64; a cell that is not a number is an error naming its row."""
     col = frame[name]
+    if col.dtype == np.float64:
+        return col.to_numpy(copy=False)  # NaN is already NaN: no copy of a long column
     if pd.api.types.is_bool_dtype(col.dtype) or (
             pd.api.types.is_numeric_dtype(col.dtype)
             and not pd.api.types.is_complex_dtype(col.dtype)):
@@ -165,6 +167,47 @@ def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.nda
                         f"{show(col.iloc[i])}, which is not a number; fix the cell (or choose "
                         "another --target).")
     return num
+
+
+CHUNK = 1 << 20
+
+
+def _finite32(col: np.ndarray, name: str, source: str, header: int) -> np.ndarray:
+    """A float64 column checked for infinity and for values float32 cannot hold (NaN is left
+    for the missing-value rules)."""
+    for a in range(0, len(col), CHUNK):
+        part = col[a : a + CHUNK]
+        bad = np.flatnonzero(np.abs(part) > np.finfo(np.float32).max)
+        if len(bad):
+            i = a + int(bad[0])
+            what = (f"is {col[i]}; infinity cannot be learned" if np.isinf(col[i]) else
+                    f"has {col[i]:g}, beyond the float32 range rnnkit trains in; rescale the "
+                    "column (e.g. to thousands)")
+            raise DataError(f"{source}: column '{name}' {_where(source, header, i)} {what}. "
+                            "Fix the cell.")
+    return col
+
+
+def _grouped(codes: np.ndarray, times: np.ndarray) -> bool:
+    """Whether rows are already grouped by series code and strictly increasing in time within
+    each (checked in chunks: no full-length temporaries)."""
+    for a in range(0, len(codes) - 1, CHUNK):
+        c = codes[a : a + CHUNK + 1]
+        t = times[a : a + CHUNK + 1]
+        step = np.diff(c)
+        if (step < 0).any() or not (t[1:][step == 0] > t[:-1][step == 0]).all():
+            return False
+    return True
+
+
+def _first_repeat(codes: np.ndarray, times: np.ndarray) -> int:
+    """First row whose (series, time) equals the next row's, or -1 (rows grouped and sorted)."""
+    for a in range(0, len(codes) - 1, CHUNK):
+        c, t = codes[a : a + CHUNK + 1], times[a : a + CHUNK + 1]
+        same = np.flatnonzero((c[1:] == c[:-1]) & (t[1:] == t[:-1]))
+        if len(same):
+            return a + int(same[0])
+    return -1
 
 
 def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
@@ -229,36 +272,35 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
         i = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise DataError(f"{src}: id column '{id_name}' {_where(src, header, i)} is empty; every "
                         "row needs the id of its series.")
-    codes, uniques = pd.factorize(ids, sort=False)
-    codes = codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False)
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        # the codes are already there (no 8-byte-per-row factorize); series keep the
+        # categories' order, unused categories are dropped below
+        codes, uniques = ids.array.codes, ids.cat.categories  # a view
+        if codes.itemsize < 4:  # int8/int16 codes of few categories: room for the count
+            codes = codes.astype(np.int32)
+    else:
+        codes, uniques = pd.factorize(ids, sort=False)
+        codes = codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False)
     times = (_times(frame, time_name, src, header) if time_name
              else np.arange(len(frame), dtype=np.int64))
-    values = np.empty((len(frame), len(chosen)), dtype=np.float64)
+    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
     for j, c in enumerate(chosen):
-        values[:, j] = _numbers(frame, c, src, header)
+        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
     # Most long tables are already grouped by series and sorted by time: then no sort and no
     # reordered copies (a panel of 50M rows would otherwise hold several of each at once).
-    step = np.diff(codes)
-    if (step >= 0).all() and (np.diff(times)[step == 0] > 0).all():
+    if _grouped(codes, times):
         rows = _Identity()  # original row of each sorted row, for messages
     else:
         rows = np.lexsort((times, codes))  # by series (first appearance), then time; stable
         values, codes, times = values[rows], codes[rows], times[rows]
-    del step
-    same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
-    if same.any():
-        j = int(np.flatnonzero(same)[0])
+    j = _first_repeat(codes, times)
+    if j >= 0:
         a, b = sorted((int(rows[j]), int(rows[j + 1])))
         when = pd.Timestamp(times[j]) if times.dtype.kind == "M" else times[j]
         raise DataError(f"{src}: series {uniques[codes[j]]!s} has two rows for time {when}"
                         f" ({_where(src, header, a)} and {_where(src, header, b)}); keep one "
                         "row per series and time.")
     notes: list[str] = []
-    inf = np.isinf(values)
-    if inf.any():
-        r, c = np.argwhere(inf)[0]
-        raise DataError(f"{src}: column '{chosen[c]}' {_where(src, header, int(rows[r]))} is "
-                        f"{values[r, c]}; infinity cannot be learned. Fix the cell.")
     missing = np.isnan(values)
     if missing.any():
         bad = np.flatnonzero(missing.any(axis=1))
@@ -286,17 +328,16 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
             keep = ~missing.any(axis=1)
             values, codes, times = values[keep], codes[keep], times[keep]
             notes.append(f"dropped {len(bad)} rows with missing values")
-    counts = np.bincount(codes, minlength=len(uniques))
+    # rows are grouped by code now: where each code starts (bincount would first copy the
+    # codes to 8 bytes per row)
+    starts = np.searchsorted(codes, np.arange(len(uniques) + 1, dtype=codes.dtype))
+    counts = np.diff(starts)
     present = counts > 0
     offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
     ids_text = [str(u) for u, p in zip(uniques, present, strict=True) if p]
     notes.insert(0, f"read {len(ids_text)} series in long format (id '{id_name}'"
                  + (f", time '{time_name}'" if time_name else "") + f", {len(values)} rows)")
     out = np.ascontiguousarray(values, dtype=np.float32)
-    if not np.isfinite(out).all():
-        r, c = np.argwhere(~np.isfinite(out))[0]
-        raise DataError(f"{src}: column '{chosen[c]}' has {values[r, c]:g}, beyond the float32 "
-                        "range rnnkit trains in; rescale the column (e.g. to thousands).")
     return Panel(out, offsets, ids_text, times,
                  id_name, time_name, [chosen[i] for i in range(len(tgts))],
                  chosen[len(tgts):], src, notes)

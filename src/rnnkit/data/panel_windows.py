@@ -105,11 +105,12 @@ class PanelPipeline:
             raise DataError(f"{panel.source}: no series has a complete training window "
                             f"(window {window} + horizon {cfg.horizon}); use a smaller --window "
                             "or a larger training fraction.")
-        work = pipe._working(panel)
         train_end, _ = pipe.bounds(panel.lengths)
-        first = int(diff)
+        o = len(panel.targets)
         for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
-            rows = work[a + first : a + max(int(n_tr), first + 1)]
+            rows = panel.values[a : a + max(int(n_tr), 2)]
+            if diff:  # working rows of this series only: no copy of the whole buffer
+                rows = np.concatenate([np.diff(rows[:, :o], axis=0), rows[1:, o:]], axis=1)
             pipe.shift[i], pipe.scale[i] = _stats(cfg.scaler, rows)
         return pipe, panel
 
