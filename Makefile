@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-scaling bench-panel setup clean chromium
+.PHONY: demo test lint bench bench-scaling bench-panel bench-packing setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-scaling: $(STAMP)
 # Peak memory of panel fits of 1k, 10k and 100k series of length 500 (a few minutes, ~3 GB).
 bench-panel: $(STAMP)
 	$(PY) benchmarks/panel_memory.py
+
+# Variable-length batches: rnnkit's masking against pack_padded_sequence.
+bench-packing: $(STAMP)
+	$(PY) benchmarks/packing.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

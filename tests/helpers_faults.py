@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -257,3 +258,19 @@ def _serve(spec: Path, results: Path) -> None:
 
 if __name__ == "__main__":
     _serve(Path(sys.argv[1]), Path(sys.argv[2]))
+
+
+# Fixtures shared by the fault-injection modules (test_hostile_files, test_reliability,
+# test_resume), which import them by name.
+@pytest.fixture(scope="module", autouse=True)
+def quiet_module() -> Iterator[None]:
+    """One torch thread and no PNG plots for the whole module (see one_thread_no_plots)."""
+    with one_thread_no_plots():
+        yield
+
+
+@pytest.fixture()
+def tmp_path() -> Iterator[Path]:
+    """pytest's tmp_path, but on tmpfs where there is one (see scratch)."""
+    with scratch() as folder:
+        yield folder

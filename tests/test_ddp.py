@@ -152,6 +152,24 @@ def test_row_24_with_max_restarts_the_job_resumes_from_its_checkpoint_and_finish
     np.testing.assert_allclose(val_losses(out), val_losses(two_processes[0]), rtol=RTOL)
 
 
+def test_ctrl_c_stops_every_worker_at_one_step_with_a_checkpoint(panel):
+    # Ctrl-C in a terminal signals the whole process group: launcher, torchrun and workers
+    out = panel.parent / "ctrl_c"
+    proc = subprocess.Popen(rnnkit_cmd("fit", panel, "--out", out, *OPTIONS, "--nproc", "2"),
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / checkpoint.FOLDER / checkpoint.LATEST).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.count("interrupted at epoch") == 1  # rank 0 speaks for both
+    snap, _ = checkpoint.latest_complete(out)
+    assert snap is not None and "Traceback" not in stderr
+
+
 def test_max_restarts_without_nproc_is_refused(cli, tmp_path):
     code, _, err = cli("fit", write_panel(tmp_path / "p.csv", 2, 40), "--max-restarts", "1")
     assert code == 2 and "use it with --nproc N" in err

@@ -23,8 +23,9 @@ from helpers_faults import (
     TINY,
     Bomb,
     interrupted_run,
-    one_thread_no_plots,
+    quiet_module,  # noqa: F401 - fixture: one thread, no plots in this module
     scratch,
+    tmp_path,  # noqa: F401 - a fixture: tmp_path on tmpfs
     write_sine,
 )
 from safetensors.torch import save
@@ -37,19 +38,6 @@ from rnnkit.train.checkpoint import read_checkpoint
 
 OPTIONS = {**TINY, "epochs": 6, "checkpoint_every": 1}
 SRC = Path(rnnkit.__file__).parent
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_no_plots() -> Iterator[None]:
-    with one_thread_no_plots():
-        yield
-
-
-@pytest.fixture()
-def tmp_path() -> Iterator[Path]:
-    """pytest's tmp_path, but on tmpfs where there is one (see helpers_faults.scratch)."""
-    with scratch() as folder:
-        yield folder
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,31 +27,19 @@ from helpers_faults import (
     assert_same_weights,
     cli_args,
     history,
-    one_thread_no_plots,
-    scratch,
+    quiet_module,  # noqa: F401 - fixture: one thread, no plots in this module
+    tmp_path,  # noqa: F401 - a fixture: tmp_path on tmpfs
 )
 from hypothesis import given, settings
 from test_read_fuzz import csv_texts
 
 import rnnkit
 from rnnkit.cli.main import main
+from rnnkit.errors import RunLocked
 from rnnkit.lock import holder, run_lock
 from rnnkit.train.checkpoint import latest_complete, publish, read_checkpoint
 
 DOCS = Path(__file__).parents[1] / "docs" / "reliability.md"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_no_plots() -> Iterator[None]:
-    with one_thread_no_plots():
-        yield
-
-
-@pytest.fixture()
-def tmp_path() -> Iterator[Path]:
-    """pytest's tmp_path, but on tmpfs where there is one (see helpers_faults.scratch)."""
-    with scratch() as folder:
-        yield folder
 
 
 def fails_cleanly(folder: Path, argv: list[str], capsys: pytest.CaptureFixture,
@@ -256,6 +243,27 @@ def test_row22_second_writer_is_refused_and_writes_nothing(sine: Path, tmp_path:
             assert message.endswith("wait for it to finish, or write to another folder (--out).")
         assert sorted(p.name for p in run.iterdir()) == [".lock"]
     assert not run.exists()  # the lock's folder was empty: removed again
+
+
+def test_row22_run_save_takes_the_lock_too(sine: Path, tmp_path: Path) -> None:
+    run = rnnkit.fit(sine, target="y", **{**TINY, "epochs": 1})
+    folder = tmp_path / "run"
+    script = ("import sys, time\nfrom rnnkit.lock import run_lock\nwith run_lock(sys.argv[1]):\n"
+              "    print('locked', flush=True)\n    time.sleep(300)\n")
+    owner = subprocess.Popen([sys.executable, "-c", script, str(folder)],
+                             stdout=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        assert owner.stdout.readline() == "locked\n"
+        with pytest.raises(RunLocked, match=f"in use by another rnnkit process \\(pid {owner.pid}"):
+            run.save(folder)
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # nothing written
+    finally:
+        owner.kill()
+        owner.communicate()
+    run.save(folder)  # the owner is gone: its lock is taken over, the run written
+    assert rnnkit.load(folder).metrics == run.metrics
+    with run_lock(folder):  # a save inside this process's own lock (as fit does) goes ahead
+        run.save(folder)
 
 
 def test_row22_lock_of_a_killed_process_is_taken_over(sine: Path, tmp_path: Path,

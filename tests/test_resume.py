@@ -25,9 +25,10 @@ from helpers_faults import (
     cli_args,
     history,
     interrupted_run,
-    one_thread_no_plots,
+    quiet_module,  # noqa: F401 - fixture: one thread, no plots in this module
     run_jobs,
     scratch,
+    tmp_path,  # noqa: F401 - a fixture: tmp_path on tmpfs
     write_sine,
 )
 
@@ -46,24 +47,11 @@ EPOCHS = 16
 OPTIONS = {**TINY, "epochs": EPOCHS, "checkpoint_every": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_no_plots() -> Iterator[None]:
-    with one_thread_no_plots():
-        yield
-
-
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
     """A world-readable scratch folder: the read-only test runs a child as user 'nobody'."""
     with scratch("rnnkit-resume-") as folder:
         folder.chmod(0o755)
-        yield folder
-
-
-@pytest.fixture()
-def tmp_path() -> Iterator[Path]:
-    """pytest's tmp_path, but on tmpfs where there is one (see helpers_faults.scratch)."""
-    with scratch() as folder:
         yield folder
 
 

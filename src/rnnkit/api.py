@@ -33,6 +33,7 @@ from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run, index_info
 from rnnkit.train import checkpoint, distributed, objectives
+from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.loop import train
 from rnnkit.train.snapshot import Snapshot
@@ -79,17 +80,17 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
     try:
         if out is None or not distributed.main_process():
             # (other DDP processes write nothing; rank 0 holds the folder's lock)
-            if out is not None and distributed.restarted() and checkpoint.resumable(out):
+            if out is not None and distributed.restarted() and resume_rules.resumable(out):
                 return _resume_restarted(out, data, callbacks, options)
             return _fit(data, target, features, time, out, callbacks, options, None)
-        if distributed.restarted() and checkpoint.resumable(out):
+        if distributed.restarted() and resume_rules.resumable(out):
             # torchrun --max-restarts started this worker again: continue, do not start over
             return _resume_restarted(out, data, callbacks, options)
         # run_lock removes the folders it created if they are still empty when it is
         # released: bad input is refused before anything is written, and leaves nothing behind
         with run_lock(out):
             if not distributed.restarted():
-                checkpoint.refuse_unfinished(out)
+                resume_rules.refuse_unfinished(out)
             return _fit(data, target, features, time, out, callbacks, options, None)
     finally:
         distributed.leave()
@@ -167,7 +168,7 @@ def resume(run: str | Path, data: Any = None, target: Any = None, *,
             raise CheckpointError(f"{folder}: no complete checkpoint to resume from{why}; start "
                                   f"the run again with rnnkit fit DATA --out {folder}.")
         if distributed.main_process():
-            checkpoint.set_aside_skipped(folder, snap, skipped)
+            resume_rules.set_aside_skipped(folder, snap, skipped)
         stored = sum(t.numel() * t.element_size() for k, t in snap.tensors.items()
                      if k.startswith("model."))
         if min_weight_bytes(mcfg) > stored:
@@ -192,7 +193,7 @@ def _resume_source(run: Path, src: dict, data: Any, target: Any) -> tuple:
     if not path.is_file():
         raise DataError(f"{path}: the data file of run {run} is not there; if it moved, pass "
                         f"its new path: rnnkit fit NEW_PATH --resume {run}.")
-    if checkpoint.fingerprint(path) != src["fingerprint"]:
+    if resume_rules.fingerprint(path) != src["fingerprint"]:
         raise DataError(f"{path} is not the file run {run} was trained on (its size or sha256 "
                         "differs from the record); resuming on other data would not continue "
                         "the same training. Restore the file, or start a new run.")
@@ -203,7 +204,7 @@ def _record(source: dict, data: Any, options: dict, mcfg: ModelConfig, pipeline:
     """run.json: everything resume needs to rebuild this fit and check it is the same."""
     src = {k: source.get(k) for k in ("kind", "path", "target", "features", "time", "id")}
     if source["kind"] == "file":
-        src["fingerprint"] = checkpoint.fingerprint(Path(data))
+        src["fingerprint"] = resume_rules.fingerprint(Path(data))
     return {"format": 1, "kind": "rnnkit-run-record", "source": src, "options": options,
             "model": to_dict(mcfg), "pipeline": pipeline}
 

@@ -29,6 +29,7 @@ except ImportError:  # Windows: msvcrt's byte-range lock, also dropped when the 
     import msvcrt
 
 LOCK_NAME = ".lock"
+_HELD: set[Path] = set()  # run folders this process holds the lock of
 
 
 
@@ -53,9 +54,12 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         _remove_empty(created)
         raise
+    key = folder.resolve()
+    _HELD.add(key)
     try:
         yield path
     finally:
+        _HELD.discard(key)
         # unlink while still holding the lock, so nobody can lock the old file after us
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -63,6 +67,17 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         # A fit refused for bad input wrote nothing and leaves nothing behind: the folders
         # made above go again if still empty (rmdir never removes a folder with files in it).
         _remove_empty(created)
+
+
+@contextlib.contextmanager
+def writing(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``folder``'s lock for a write, unless this process holds it already (``fit`` saves
+    its run inside its own lock; ``Run.save`` called directly takes it here)."""
+    if Path(folder).resolve() in _HELD:
+        yield
+        return
+    with run_lock(folder):
+        yield
 
 
 def _remove_empty(folders: list[Path]) -> None:

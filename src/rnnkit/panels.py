@@ -242,7 +242,7 @@ class PanelRun(Run):
         raise DataError("streaming takes one series; fit that series alone to stream it.")
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path, plots: bool = True) -> Path:
+    def _save(self, path: str | Path, plots: bool) -> Path:
         """The run folder of a panel: weights, config (ids included), per-series statistics and
         tails (``panel.safetensors``), metrics, history and the loss plot."""
         from rnnkit.persist import atomic_write_bytes, write_json

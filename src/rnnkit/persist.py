@@ -262,3 +262,43 @@ def check_tensors(found: dict[str, torch.Tensor], expected: dict[str, torch.Tens
                 f"needs {tuple(ref.shape)} {ref.dtype}.")
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{where}tensor {shown} holds NaN or infinite {noun}.")
+
+
+# --- JSON that keeps NaN and infinity (history and early stopping hold them) ---------------
+def dumps(obj: Any) -> bytes:
+    """Strict JSON; non-finite floats become {"$float": "nan" | "inf" | "-inf"}."""
+    def enc(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return {"$float": repr(o)}
+        if isinstance(o, dict):
+            return {str(k): enc(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [enc(v) for v in o]
+        if hasattr(o, "item"):  # numpy scalars
+            return enc(o.item())
+        return o
+    return json.dumps(enc(obj), allow_nan=False).encode()
+
+
+def loads(path: Path) -> Any:
+    """Parse a JSON file written by ``dumps``; CheckpointError naming it if it is not one."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{path}: {size} bytes is too large for a checkpoint's JSON.")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing.") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror}).") from None
+
+    def dec(d: dict) -> Any:
+        return float(d["$float"]) if set(d) == {"$float"} else d
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"bare {name} is not JSON")
+    try:
+        return json.loads(raw.decode("utf-8"), object_hook=dec, parse_constant=refuse)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CheckpointError(f"{path}: not valid JSON; the file is corrupt (or not rnnkit's)."
+                              ) from None

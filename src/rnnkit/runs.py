@@ -32,6 +32,7 @@ from rnnkit.inference import (
     sequence_outputs,
     series_forecasts,
 )
+from rnnkit.lock import writing
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import (
     check_header,
@@ -283,7 +284,12 @@ class Run:
         return folder, cfg
 
     def save(self, path: str | Path, plots: bool = True) -> Path:
-        """Write the run folder (weights, config, metrics, history, plots) and return it."""
+        """Write the run folder (weights, config, metrics, history, plots) and return it.
+        Holds the folder's lock meanwhile: a fit writing there makes this a RunLocked error."""
+        with writing(path):
+            return self._save(path, plots)
+
+    def _save(self, path: str | Path, plots: bool) -> Path:
         folder, cfg = self._start_folder(path)
         write_json(folder / "config.json", cfg)
         write_json(folder / "metrics.json", self.metrics)

@@ -86,18 +86,31 @@ def _launch(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("rnnkit: launching " + " ".join(cmd[1:]), file=sys.stderr)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace")
-    skipping = False
-    for line in proc.stderr:  # type: ignore[union-attr]
-        # torchrun ends a failed job with its own Python traceback before its failure report;
-        # the report and the workers' one-line errors are what a user needs
-        if line.startswith("Traceback (most recent call last):"):
-            skipping = True
-        elif skipping and line.startswith("torch.distributed.elastic"):
-            skipping = False
-            continue
-        if not skipping:
-            sys.stderr.write(line)
-    code = proc.wait()
+    # Ctrl-C reaches torchrun and the workers from the terminal: they save and stop, and this
+    # process waits for that instead of leaving the save running behind the prompt; a SIGTERM
+    # sent to this process alone is passed on to torchrun.
+    before = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+              signal.SIGTERM: signal.signal(signal.SIGTERM,
+                                            lambda signum, frame: proc.send_signal(signum))}
+    skipping = interrupted = False
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            # torchrun ends a failed job with its own Python traceback before its failure
+            # report; the report and the workers' one-line errors are what a user needs
+            if line.startswith("Traceback (most recent call last):"):
+                skipping = True
+            elif skipping and line.startswith("torch.distributed.elastic"):
+                skipping = False
+                continue
+            interrupted |= line.startswith("interrupted at epoch")
+            if not skipping:
+                sys.stderr.write(line)
+        code = proc.wait()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if code != 0 and interrupted:
+        return 130  # the workers saved a checkpoint and said how to resume
     if code != 0:
         where = args.resume or args.out
         raise TrainingError(

@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import math
 import os
 import re
 import secrets
 import shutil
 import signal
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -44,10 +40,11 @@ from rnnkit import __version__
 from rnnkit.config import TrainConfig
 from rnnkit.errors import CheckpointError, TrainingError
 from rnnkit.persist import (
-    MAX_JSON_BYTES,
     atomic_write_bytes,
     check_header,
+    dumps,
     fsync_dir,
+    loads,
     storage_error,
 )
 from rnnkit.train.signals import Interrupted, SignalGuard
@@ -63,46 +60,6 @@ STAGES = ("partial_write", "tmp_written", "renamed", "published", "latest", "pru
 
 class CheckpointWarning(UserWarning):
     """Resume skipped a checkpoint that is not complete (the message names it)."""
-
-
-# --- JSON that keeps NaN and infinity (history and early stopping hold them) ---------------
-def dumps(obj: Any) -> bytes:
-    """Strict JSON; non-finite floats become {"$float": "nan" | "inf" | "-inf"}."""
-    def enc(o: Any) -> Any:
-        if isinstance(o, float) and not math.isfinite(o):
-            return {"$float": repr(o)}
-        if isinstance(o, dict):
-            return {str(k): enc(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [enc(v) for v in o]
-        if hasattr(o, "item"):  # numpy scalars
-            return enc(o.item())
-        return o
-    return json.dumps(enc(obj), allow_nan=False).encode()
-
-
-def loads(path: Path) -> Any:
-    """Parse a JSON file written by ``dumps``; CheckpointError naming it if it is not one."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise CheckpointError(f"{path}: {size} bytes is too large for a checkpoint's JSON.")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing.") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror}).") from None
-
-    def dec(d: dict) -> Any:
-        return float(d["$float"]) if set(d) == {"$float"} else d
-
-    def refuse(name: str) -> None:
-        raise ValueError(f"bare {name} is not JSON")
-    try:
-        return json.loads(raw.decode("utf-8"), object_hook=dec, parse_constant=refuse)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise CheckpointError(f"{path}: not valid JSON; the file is corrupt (or not rnnkit's)."
-                              ) from None
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -385,40 +342,3 @@ def finish(run: str | Path) -> None:
     _remove(Path(run) / FOLDER)
     for leftover in Path(run).glob(".trash-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def resumable(run: str | Path) -> bool:
-    """Whether ``run`` holds an unfinished run with a complete checkpoint to continue."""
-    return (Path(run) / FOLDER / RECORD).is_file() and latest_complete(Path(run))[0] is not None
-
-
-def refuse_unfinished(run: str | Path) -> None:
-    """A fresh fit must not wipe a run that can still be resumed."""
-    snap, _ = latest_complete(Path(run))
-    if snap is not None:
-        epoch, step, done = snap.key
-        where = f"epoch {epoch} complete" if done else f"epoch {epoch} step {step}"
-        raise CheckpointError(
-            f"{run} holds an unfinished run (checkpoint {snap.source}, {where}); continue it "
-            f"with: rnnkit fit --resume {run}; or write to another folder (--out); or delete "
-            f"{Path(run) / FOLDER} to start over.")
-
-
-def set_aside_skipped(run: Path, good: Snapshot, skipped: list[tuple[Path, str]]) -> None:
-    """Warn about each newer checkpoint that is not complete and move it out of the way."""
-    for bad, why in skipped:
-        aside = _set_aside(bad, "corrupt")
-        warnings.warn(CheckpointWarning(
-            f"checkpoint {bad} is not usable ({why}); resuming from {good.source} instead "
-            f"(the unusable one was moved to {aside.name})."), stacklevel=3)
-    if skipped and good.source is not None:
-        atomic_write_bytes(Path(run) / FOLDER / LATEST, f"{good.source.name}\n".encode())
-
-
-def fingerprint(path: Path) -> dict[str, Any]:
-    """Size and sha256 of a data file: resume refuses data that changed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
