@@ -169,6 +169,11 @@ def test_a_global_model_beats_per_series_baselines_in_original_units(panel_run):
     model = m["model"]["rmse"]
     assert all(model < b["rmse"] for b in m["baselines"].values()), m
     assert set(m["baselines"]) == {"mean", "last value", "seasonal naive"}
+    _, folder, _ = panel_run
+    names = {p.name for p in folder.iterdir()}
+    assert {"panel.safetensors", "panel_series.png", "loss.png", "report.html"} <= names
+    html = (folder / "report.html").read_text()
+    assert "panel_series" in html and "per series" in html  # the plot and the split table
 
 
 def test_predictions_and_forecasts_come_back_in_long_format(panel_run):

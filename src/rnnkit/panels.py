@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnkit.data.pairs import Segments
 from rnnkit.data.panel import Panel, read_panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.errors import CheckpointError, DataError
@@ -110,14 +111,19 @@ class PanelRun(Run):
                                     pipe.diff, pipe.period, pipe.scaler, pipe.split_fracs,
                                     pipe.trend_r2, pipe.shift[rows], pipe.scale[rows])
 
-    def _forecasts(self, pipe: PanelPipeline, panel: Panel, split: str
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(predictions (N, H, O) in original units, series (N,), last input rows (N,))."""
+    def _forecasts(self, pipe: PanelPipeline, panel: Panel, split: str,
+                   only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predictions (N, H, O) in original units, series (N,), last input rows (N,)) of
+        every series, or of the series numbered ``only``."""
         # the fitted panel's scaled buffer is kept from training: a second one would double
         # the largest array of a big panel
         data = (self._tensor if self._tensor is not None and panel is self._data_panel()
                 else pipe.tensor(panel))
         index = pipe.segments(split, panel.offsets)
+        if only is not None:
+            counts = np.zeros(len(index.counts), dtype=np.int64)
+            counts[only] = index.counts.numpy()[only]
+            index = Segments(index.starts.numpy(), counts)
         pairs = pipe.pairs(data, index)
         raw = model_outputs(self.model, pairs, batch=BATCH)
         series, last = pipe.origins(index, torch.arange(len(index)))
@@ -261,13 +267,35 @@ class PanelRun(Run):
             self.diagnose()
         write_json(folder / "metrics.json", self.metrics)
         atomic_write_bytes(folder / "history.csv", history_csv(self.history))
-        if plots and self.history:
+        if plots:
             from rnnkit import plots as plotting
+            from rnnkit.report import write_report
 
             t = self.config.get("training", {})
-            plotting.loss_curves(self.history, folder / "loss.png", t.get("best_epoch"),
-                                 t.get("stop_reason"))
+            if self.history:
+                plotting.loss_curves(self.history, folder / "loss.png", t.get("best_epoch"),
+                                     t.get("stop_reason"))
+            if self._data is not None:
+                plotting.panel_series(self._plot_series(), folder / "panel_series.png")
+            write_report(self, folder)
         return folder
+
+    def _plot_series(self) -> list[dict]:
+        """Four series spread over the panel: recent history, test truth, test forecasts."""
+        panel, pipe = self._panel(None)
+        split = "test" if len(pipe.segments("test", panel.offsets)) else "val"
+        picks = np.unique(np.linspace(0, len(panel) - 1, min(4, len(panel))).astype(int))
+        pred, series, last = self._forecasts(pipe, panel, split, only=picks)
+        out = []
+        for i in picks:
+            a, b = int(panel.offsets[i]), int(panel.offsets[i + 1])
+            mine = series == i
+            start = max(a, int(last[mine].min()) + 1 - 3 * pipe.window) if mine.any() else a
+            out.append({"id": panel.ids[i], "times": panel.times[start:b],
+                        "values": panel.values[start:b, 0],
+                        "pred_times": panel.times[last[mine] + 1], "pred": pred[mine, 0, 0],
+                        "name": pipe.targets[0]})
+        return out
 
 
 def _tail_of(panel: Panel, pipe: PanelPipeline) -> dict[str, np.ndarray]:

@@ -106,6 +106,26 @@ def series_predictions(index: Any, values: np.ndarray, origins: Any, pred: np.nd
     return _save(fig, path)
 
 
+def panel_series(series: list[dict], path: Path) -> Path:
+    """A few series of a panel, one panel each: recent truth and the model's one-step
+    forecasts on the held-out rows (each in its own units)."""
+    n = len(series)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 3.2 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, series, strict=False):
+        ax.plot(s["times"], s["values"], color=TRUTH, lw=1, label="truth")
+        ax.plot(s["pred_times"], s["pred"], color=MODEL, lw=1.2, label="model, 1 step ahead")
+        ax.set_title(f"series {s['id']}", fontsize=9)
+        ax.set_ylabel(s["name"], fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Panel: held-out forecasts of a few series (one global model)", fontsize=10)
+    return _save(fig, path)
+
+
 def series_residuals(index: Any, origins: Any, pred: np.ndarray, truth: np.ndarray,
                      baselines: dict[str, np.ndarray], name: str, path: Path) -> Path:
     """Errors of the first forecast step over time, and their distribution, model vs the best

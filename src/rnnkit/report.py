@@ -28,6 +28,8 @@ CAPTIONS = {
                        "baseline beside the model.",
     "residuals.png": "Residuals: what the model gets wrong, next to the baselines.",
     "forecast.png": "Forecast past the end of the data, with the history before it.",
+    "panel_series.png": "A few series of the panel: truth and the global model's one-step "
+                        "forecasts on each series' held-out rows.",
     "backtest.png": "Rolling-origin backtest: multi-step forecasts from several origins.",
     "continuations.png": "Generated continuations of held-out sequences against the truth.",
     "priming_curve.png": "Priming: error at each step after a fresh (zero) state.",

@@ -51,7 +51,8 @@ class RecurrentNet(nn.Module):
             return y, state
         b = x.shape[0]
         # (B, H): the last real step of each row; padding comes after it
-        last = out[:, -1] if lengths is None else out[torch.arange(b), lengths - 1]
+        last = out[:, -1] if lengths is None else out[torch.arange(b, device=out.device),
+                                                      lengths.to(out.device) - 1]
         y = self.head(last)  # (B, horizon * O)
         if self.linear is not None:
             y = y + self.linear(x.reshape(b, -1))

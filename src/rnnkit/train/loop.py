@@ -140,10 +140,12 @@ def _train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: T
     # an epoch is every window, or a fresh draw of windows_per_epoch of them
     per_epoch = min(n, cfg.windows_per_epoch or n)
 
-    def stop_if_signalled() -> None:
+    def stop_if_signalled(agreed: bool | None = None) -> None:
+        """Save and stop if a signal came. Under DDP every process stops at the same step or
+        none does: ``agreed`` is what the processes already agreed this step, else they ask."""
         signum = checkpoints.signal(pos) if checkpoints is not None else None
-        if world.distributed:  # every process stops at the same step, or none does
-            if not world.any(signum is not None)[0]:
+        if world.distributed:
+            if not (agreed if agreed is not None else world.any(signum is not None)[0]):
                 return
             signum = signum or 15
         if signum is not None:
@@ -204,16 +206,17 @@ def _train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: T
             loss = loss.float()
             norm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), cfg.clip if cfg.clip else math.inf)
-            bad_loss = not torch.isfinite(loss)
-            if world.distributed:
-                bad_loss = world.any(bool(bad_loss))[0]
+            bad_loss, signalled = bool(not torch.isfinite(loss)), None
+            if world.distributed:  # one collective a step for both questions
+                local = checkpoints is not None and checkpoints.guard.signum is not None
+                bad_loss, signalled = world.any(bad_loss, local)
             if scaler is not None and not bad_loss:
                 # fp16: an overflowing gradient only skips this step and lowers the scale
                 scaler.step(opt)
                 scaler.update()
                 pos.advance(loss.detach(), norm.detach().nan_to_num(0.0, 0.0, 0.0),
                             len(mine) if weight else 0)
-                stop_if_signalled()
+                stop_if_signalled(signalled)
                 continue
             if bad_loss or not torch.isfinite(norm):
                 # detach: float() of a tensor that requires grad warns (an error in tests)
@@ -230,7 +233,7 @@ def _train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: T
                 )
             opt.step()
             pos.advance(loss.detach(), norm.detach(), len(mine) if weight else 0)
-            stop_if_signalled()
+            stop_if_signalled(signalled)
         pos.done = True
         record(epoch, float(world.all_sum(pos.total)) / per_epoch,
                float(pos.norms) / max(pos.step, 1))

@@ -25,7 +25,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     err = (pred - target) ** 2
     if mask is None:
         return err.mean()
-    m = mask.unsqueeze(-1).to(err.dtype)  # (B, T, 1)
+    m = mask.unsqueeze(-1).to(device=err.device, dtype=err.dtype)  # (B, T, 1)
     return (err * m).sum() / (m.sum() * err.shape[-1]).clamp_min(1)
 
 

@@ -52,6 +52,8 @@ class Position:
 
     def advance(self, loss: torch.Tensor, norm: torch.Tensor, size: int) -> None:
         """Account for one optimizer step on ``size`` pairs (tensors: no host sync)."""
+        if self.total.device != loss.device:  # sums live where the loss is (a GPU)
+            self.total, self.norms = self.total.to(loss.device), self.norms.to(loss.device)
         self.last_finite = loss
         self.total += loss * size
         self.norms += norm
