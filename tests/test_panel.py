@@ -247,6 +247,37 @@ def test_windows_per_epoch_draws_that_many_windows_each_epoch():
         assert torch.equal(w, again.model.state_dict()[name]), name
 
 
+def test_an_interrupted_panel_fit_with_sampled_epochs_resumes_exactly(tmp_path):
+    from helpers_faults import interrupted_run
+
+    from rnnkit.api import resume
+
+    path = write_panel(tmp_path / "p.csv", 12, (60, 80))
+    opts = {**FAST, "window": 12, "batch_size": 16, "windows_per_epoch": 200,
+            "checkpoint_every": 0}
+    whole = rnnkit.fit(path, out=tmp_path / "whole", **opts)
+    stopped = interrupted_run(path, tmp_path / "cut", "2:5", **opts)  # mid-epoch, mid-draw
+    assert (stopped.epoch, stopped.step) == (2, 5)
+    again = resume(tmp_path / "cut")
+    for name, w in whole.model.state_dict().items():
+        assert torch.equal(w, again.model.state_dict()[name]), name
+    pd.testing.assert_frame_equal(again.forecast(2), whole.forecast(2))
+
+
+def test_panel_features_and_longer_horizons():
+    df = make_panel(8, 70)
+    df["price"] = np.tile(np.linspace(1, 2, 70), 8)
+    run = rnnkit.fit(df, features=["price"], window=12, horizon=3, **FAST)
+    assert run.pipeline.features == ["price"] and run.metrics["split"]["horizon"] == 3
+    pred = run.predict()
+    assert list(pred.columns) == ["unique_id", "ds", "y_t+1", "y_t+2", "y_t+3"]
+    with pytest.raises(DataError, match="future values of the features"):
+        run.forecast(2)
+    plain = rnnkit.fit(df.drop(columns="price"), window=12, horizon=3, **FAST)
+    fc = plain.forecast(7)  # three rounds of the 3-step horizon, cut to 7
+    assert len(fc) == 8 * 7 and fc.groupby("unique_id").size().eq(7).all()
+
+
 def test_panel_from_the_cli_writes_long_csvs(tmp_path, cli):
     path = write_panel(tmp_path / "shops.csv", 30, (50, 70))
     code, out, err = cli("fit", path, "--out", tmp_path / "run", "--window", "12",
