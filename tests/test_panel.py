@@ -168,7 +168,8 @@ def test_a_global_model_beats_per_series_baselines_in_original_units(panel_run):
     assert m["split"]["series"] == 40 and m["split"]["window"] == 12
     model = m["model"]["rmse"]
     assert all(model < b["rmse"] for b in m["baselines"].values()), m
-    assert set(m["baselines"]) == {"mean", "last value", "seasonal naive"}
+    assert set(m["baselines"]) == {"mean", "last value", "seasonal naive",
+                                   "linear AR(12), pooled"}
     _, folder, _ = panel_run
     names = {p.name for p in folder.iterdir()}
     assert {"panel.safetensors", "panel_series.png", "loss.png", "report.html"} <= names

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnkit.data.pairs import Segments
+from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel, read_panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.errors import CheckpointError, DataError
 from rnnkit.evaluate import report
 from rnnkit.inference import model_outputs
+from rnnkit.models.init import least_squares
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import load_weights, save_weights
 from rnnkit.runs import Run
@@ -30,6 +31,7 @@ from rnnkit.runs import Run
 PANEL_FILE = "panel.safetensors"
 BATCH = 4096
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
+AR_WINDOWS = 500_000  # training windows the pooled AR baseline is fitted on, at most
 
 
 def time_info(panel: Panel) -> dict:
@@ -111,10 +113,9 @@ class PanelRun(Run):
                                     pipe.diff, pipe.period, pipe.scaler, pipe.split_fracs,
                                     pipe.trend_r2, pipe.shift[rows], pipe.scale[rows])
 
-    def _forecasts(self, pipe: PanelPipeline, panel: Panel, split: str,
-                   only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(predictions (N, H, O) in original units, series (N,), last input rows (N,)) of
-        every series, or of the series numbered ``only``."""
+    def _pairs(self, pipe: PanelPipeline, panel: Panel, split: str,
+               only: np.ndarray | None = None) -> Pairs:
+        """Scaled windows of ``split`` of every series, or of the series numbered ``only``."""
         # the fitted panel's scaled buffer is kept from training: a second one would double
         # the largest array of a big panel
         data = (self._tensor if self._tensor is not None and panel is self._data_panel()
@@ -124,10 +125,34 @@ class PanelRun(Run):
             counts = np.zeros(len(index.counts), dtype=np.int64)
             counts[only] = index.counts.numpy()[only]
             index = Segments(index.starts.numpy(), counts)
-        pairs = pipe.pairs(data, index)
+        return pipe.pairs(data, index)
+
+    def _forecasts(self, pipe: PanelPipeline, panel: Panel, split: str,
+                   only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predictions (N, H, O) in original units, series (N,), last input rows (N,)) of
+        every series, or of the series numbered ``only``."""
+        pairs = self._pairs(pipe, panel, split, only)
         raw = model_outputs(self.model, pairs, batch=BATCH)
-        series, last = pipe.origins(index, torch.arange(len(index)))
+        series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
         return pipe.to_levels(raw, series, last, panel.values), series, last
+
+    @torch.no_grad()
+    def _pooled_ar(self, pipe: PanelPipeline, panel: Panel, split: str, series: np.ndarray,
+                   last: np.ndarray) -> np.ndarray | None:
+        """The linear AR baseline of a panel: one least-squares map from the scaled window to
+        the scaled horizon, fitted on (a draw of) every series' training windows, like the
+        model's linear path; in original units at the evaluated forecasts."""
+        train = self._pairs(pipe, panel, "train")
+        if len(train) == 0:
+            return None
+        coef, intercept = least_squares(train.sample(min(len(train), AR_WINDOWS), seed=0))
+        pairs = self._pairs(pipe, panel, split)
+        out = []
+        for s in range(0, len(pairs), BATCH):
+            x = pairs.rows(s, s + BATCH).inputs
+            out.append((x.reshape(len(x), -1).double() @ coef + intercept).numpy())
+        raw = np.concatenate(out).reshape(len(pairs), pipe.horizon, len(pipe.targets))
+        return pipe.to_levels(raw, series, last, panel.values)
 
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, data: Any = None, target: Any = None) -> dict:
@@ -145,6 +170,9 @@ class PanelRun(Run):
         base = {"mean": np.broadcast_to(_train_means(pipe, panel)[series, None, :], truth.shape),
                 "last value": np.broadcast_to(values[last, None, :o].astype(np.float64),
                                               truth.shape)}
+        ar = self._pooled_ar(pipe, panel, split, series, last)
+        if ar is not None:
+            base[f"linear AR({pipe.window}), pooled"] = ar
         if pipe.period and pipe.period <= pipe.window:
             k = np.arange(1, h + 1)
             back = pipe.period * np.ceil(k / pipe.period).astype(np.int64)

@@ -20,24 +20,24 @@ RIDGE = 1e-8
 
 
 @torch.no_grad()
-def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bool:
-    """Least-squares fit of the linear path on ``pairs`` (window -> horizon targets).
-    Returns whether it was fitted."""
-    if model.linear is None or model.cfg.head != "last" or len(pairs) == 0:
-        return False
-    d, n = model.linear.in_features, len(pairs)
+def least_squares(pairs: Pairs, batch: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge-stabilised least squares of flattened targets on flattened windows: (coef
+    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch."""
+    n = len(pairs)
+    first = pairs.rows(0, 1)
+    d, k = first.inputs[0].numel(), first.targets[0].numel()
     # Centre by the means (the intercept absorbs them), so the ridge scales with the spread of
     # the windows, not their level. Reductions over the strided views copy no windows.
     # (Panels gather their windows batch by batch, so both passes go through ``rows``.)
     mx = torch.zeros(d, dtype=torch.float64)
-    my = torch.zeros(model.linear.out_features, dtype=torch.float64)
+    my = torch.zeros(k, dtype=torch.float64)
     for s in range(0, n, batch):
         b = pairs.rows(s, s + batch)
         mx += b.inputs.sum(dim=0, dtype=torch.float64).reshape(-1)  # (W*F,)
         my += b.targets.sum(dim=0, dtype=torch.float64).reshape(-1)  # (H*O,)
     mx, my = mx / n, my / n
     xtx = torch.zeros(d, d, dtype=torch.float64)
-    xty = torch.zeros(d, model.linear.out_features, dtype=torch.float64)
+    xty = torch.zeros(d, k, dtype=torch.float64)
     for s in range(0, n, batch):
         b = pairs.rows(s, s + batch)
         x = b.inputs.reshape(-1, d).double() - mx  # (B, W*F)
@@ -46,12 +46,22 @@ def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bo
         xty += x.T @ y
     ridge = RIDGE * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)
     coef = torch.linalg.solve(xtx + ridge * torch.eye(d, dtype=torch.float64), xty)  # (W*F, H*O)
+    return coef, my - mx @ coef
+
+
+@torch.no_grad()
+def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bool:
+    """Least-squares fit of the linear path on ``pairs`` (window -> horizon targets).
+    Returns whether it was fitted."""
+    if model.linear is None or model.cfg.head != "last" or len(pairs) == 0:
+        return False
+    coef, intercept = least_squares(pairs, batch)
     model.linear.weight.copy_(coef.T.float())
     if model.linear.bias is not None:
         # the intercept lives in head.bias; a random linear bias would offset every prediction
         model.linear.bias.zero_()
     model.head.weight.zero_()
-    model.head.bias.copy_((my - mx @ coef).float())
+    model.head.bias.copy_(intercept.float())
     return True
 
 
