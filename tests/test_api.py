@@ -324,4 +324,17 @@ def test_table_shows_model_baselines_and_verdict(sun_run: rnnkit.Run) -> None:
     assert any(line.startswith("linear AR(24)") for line in lines)
     sentence = verdict(sun_run.metrics)
     assert sentence and lines[-1] == sentence
-    assert "beats every baseline" in sentence or "no better than" in sentence
+    assert ("beats every baseline" in sentence or "no better than" in sentence
+            or "matches the" in sentence)
+
+
+@pytest.mark.parametrize("model, expected", [
+    (9.0, "The model beats every baseline on RMSE (9 vs 10 for last value, 10.0% lower)."),
+    (9.9995, "The model matches the 'last value' baseline on RMSE (9.999 vs 10, within 0.1%): it "
+             "has learned no more than that baseline."),
+    (10.2, "Warning: the model is no better than the 'last value' baseline on RMSE (10.2 vs 10)"),
+])
+def test_verdict_calls_a_difference_under_a_thousandth_a_tie(model: float, expected: str) -> None:
+    metrics = {"model": {"rmse": model},
+               "baselines": {"last value": {"rmse": 10.0}, "mean": {"rmse": 20.0}}}
+    assert verdict(metrics).startswith(expected)

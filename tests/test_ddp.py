@@ -85,6 +85,27 @@ def test_two_gloo_processes_reach_the_validation_loss_of_one(one_process, two_pr
     assert m2["model"]["rmse"] == pytest.approx(m1["model"]["rmse"], rel=RTOL)
 
 
+def test_two_nodes_through_torchruns_rendezvous_train_as_one_job(panel, one_process):
+    # the multi-node command of docs/scaling.md, with both "machines" on this one: two torchrun
+    # agents meet at a c10d rendezvous endpoint, one process each
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = panel.parent / "nodes"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+           "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+           "--rdzv-id", "rnnkit-test", "-m", "rnnkit", "fit", str(panel), "--out", str(out),
+           *OPTIONS]
+    nodes = [subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [n.communicate(timeout=300) for n in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], [r[1][-2000:] for r in results]
+    assert sum(r[0].count("run saved to") for r in results) == 1  # one job, one report
+    np.testing.assert_allclose(val_losses(out), val_losses(one_process), rtol=RTOL)
+
+
 def _workers(out: Path) -> dict[int, int]:
     """{rank: pid} of the torchrun workers writing to ``out`` (read from /proc)."""
     found = {}

@@ -14,7 +14,7 @@ from rnnkit.data.pairs import Segments
 from rnnkit.data.panel import read_panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.errors import ConfigError, DataError
-from tests.helpers_panel import make_panel, write_panel
+from tests.helpers_panel import make_panel, threshold_panel, write_panel
 
 FAST = {"epochs": 3, "quiet": True, "hidden_size": 8, "early_stopping": 0}
 
@@ -277,6 +277,23 @@ def test_panel_features_and_longer_horizons():
     plain = rnnkit.fit(df.drop(columns="price"), window=12, horizon=3, **FAST)
     fc = plain.forecast(7)  # three rounds of the 3-step horizon, cut to 7
     assert len(fc) == 8 * 7 and fc.groupby("unique_id").size().eq(7).all()
+
+
+def test_a_thousand_series_train_as_one_model_from_the_cli(tmp_path, cli):
+    # the acceptance run of the scale-out issue: 1,000 threshold-AR series of different
+    # magnitudes, one global LSTM, from the command line
+    path = tmp_path / "thousand.csv"
+    threshold_panel(1000, (80, 120)).to_csv(path, index=False)
+    code, out, err = cli("fit", path, "--out", tmp_path / "run", "--epochs", "4",
+                         "--early-stopping", "0", "--batch-size", "256", "--quiet")
+    assert code == 0, err
+    assert "read 1000 series in long format" in out
+    m = rnnkit.load(tmp_path / "run").metrics
+    assert m["split"]["series"] == 1000
+    ar = next(v for k, v in m["baselines"].items() if k.startswith("linear AR"))
+    # regimes a linear map cannot follow: the recurrent model is clearly better (scale-free)
+    assert m["model"]["mase"] < 0.85 * ar["mase"], (m["model"], ar)
+    assert m["model"]["mase"] < min(b["mase"] for b in m["baselines"].values())
 
 
 def test_panel_from_the_cli_writes_long_csvs(tmp_path, cli):

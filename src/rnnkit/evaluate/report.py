@@ -51,6 +51,9 @@ def series_scale(values: np.ndarray, train_end: int, n_targets: int) -> float | 
     return None if any(s is None for s in scales) else float(np.mean(scales))
 
 
+TIE = 1e-3  # relative difference under which model and best baseline are reported as equal
+
+
 def verdict(metrics: dict, key: str = "rmse") -> str:
     """One plain sentence: does the model beat every baseline on ``key``?"""
     model = metrics["model"].get(key, math.nan)
@@ -60,6 +63,11 @@ def verdict(metrics: dict, key: str = "rmse") -> str:
         return ""
     best_name = min(base, key=base.get)
     best = base[best_name]
+    if best > 0 and abs(model - best) <= TIE * best:
+        # e.g. a model whose best epoch is its least-squares start, scored against that same
+        # linear model: "beats it by 0.0%" would claim a skill it does not have
+        return (f"The model matches the '{best_name}' baseline on {key.upper()} ({model:.4g} vs "
+                f"{best:.4g}, within {100 * TIE:g}%): it has learned no more than that baseline.")
     if model < best:
         gain = 100 * (1 - model / best) if best > 0 else 0.0
         return (f"The model beats every baseline on {key.upper()} ({model:.4g} vs {best:.4g} "
