@@ -270,7 +270,11 @@ def parse_dates(cells: np.ndarray) -> tuple[pd.DatetimeIndex | None, int]:
     quarters = [_QUARTER.fullmatch(text) for text in texts]
     if all(quarters):
         return _to_datetime([f"{q[1]}-{3 * int(q[2]) - 2:02d}-01" for q in quarters if q], None)
-    guessed = guess_datetime_format(texts[0])
+    with warnings.catch_warnings():
+        # pandas warns (from Cython, where an error cannot propagate) that '31/12/2020' reads
+        # day first; the format guessed is what we want to know, not the advice
+        warnings.simplefilter("ignore")
+        guessed = guess_datetime_format(texts[0])
     if guessed is None and len(texts) > _DATEUTIL_ROWS:
         return _to_datetime(texts, "ISO8601")
     index, bad = _to_datetime(texts, guessed)  # None: dateutil cell by cell
