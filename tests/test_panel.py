@@ -309,3 +309,13 @@ def test_panel_from_the_cli_writes_long_csvs(tmp_path, cli):
     assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 60
     code, _, err = cli("fit", path, "--out", tmp_path / "r2", "--window", "60", "--quiet")
     assert code == 2 and "have fewer than 61 rows" in err and "--skip-short" in err
+    assert not (tmp_path / "r2").exists()  # refused before anything was written
+    for args, message in [(["--id", "shop"], "column 'shop' not found; available: [unique_id, "
+                                              "ds, y]"),
+                          (["--id", "y"], "the id, time, target and feature columns must all "
+                                          "differ"),
+                          (["--precision", "bf16"], "is autocast on CUDA"),
+                          (["--device", "tpu"], "device='tpu' is not supported")]:
+        code, _, err = cli("fit", path, "--out", tmp_path / "r3", "--quiet", *args)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "r3").exists()

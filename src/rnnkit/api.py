@@ -296,6 +296,7 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     if plan is not None:
         plan.check(mcfg, pipe.to_json())
     world = distributed.join(tcfg.device)
+    distributed.autocast(world, tcfg.precision)  # refused here, before anything is written
     if world.distributed and objective == "closed_loop":
         raise ConfigError("objective='closed_loop' generates through the model's own loop, "
                           "which DDP does not wrap; train continuation runs in one process.")
