@@ -199,6 +199,10 @@ def test_a_loaded_panel_run_forecasts_identically_and_refuses_unknown_series(pan
     pd.testing.assert_frame_equal(loaded.forecast(3), run.forecast(3))
     pd.testing.assert_frame_equal(loaded.predict(path), run.predict())
     assert loaded.evaluate(path)["model"]["rmse"] == pytest.approx(run.metrics["model"]["rmse"])
+    from rnnkit.evaluate.backtest import backtest
+
+    with pytest.raises(ConfigError, match="a panel run is already scored on every series"):
+        backtest(loaded)
     other = make_panel(2, 80, seed=5).assign(unique_id=["x"] * 80 + ["s0001"] * 80)
     with pytest.raises(DataError, match="series x were not in the training panel"):
         loaded.predict(other)

@@ -80,6 +80,9 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
     k: number of origins (fewer when the split is short). steps: rows forecast from each
     origin (default: the horizon, or one season up to 24 steps).
     """
+    if getattr(run, "is_panel", False):
+        raise ConfigError("backtest applies to single-series runs; a panel run is already "
+                          "scored on every series' test rows by rnnkit evaluate.")
     if not run.is_series:
         raise ConfigError("backtest applies to series runs; a sequence run is already scored "
                           "on whole held-out sequences by rnnkit evaluate.")
