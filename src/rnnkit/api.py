@@ -78,14 +78,12 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
         run.forecast(12)
     """
     try:
-        if out is None or not distributed.main_process():
-            # (other DDP processes write nothing; rank 0 holds the folder's lock)
-            if out is not None and distributed.restarted() and resume_rules.resumable(out):
-                return _resume_restarted(out, data, callbacks, options)
-            return _fit(data, target, features, time, out, callbacks, options, None)
-        if distributed.restarted() and resume_rules.resumable(out):
+        if out is not None and distributed.restarted() and resume_rules.resumable(out):
             # torchrun --max-restarts started this worker again: continue, do not start over
             return _resume_restarted(out, data, callbacks, options)
+        if out is None or not distributed.main_process():
+            # (other DDP processes write nothing; rank 0 holds the folder's lock)
+            return _fit(data, target, features, time, out, callbacks, options, None)
         # run_lock removes the folders it created if they are still empty when it is
         # released: bad input is refused before anything is written, and leaves nothing behind
         with run_lock(out):

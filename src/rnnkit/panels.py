@@ -9,7 +9,7 @@ only the ids), so forecasts after ``rnnkit.load`` equal those before.
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,15 @@ from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel, read_panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import report
+from rnnkit.evaluate import panel_scores
 from rnnkit.inference import model_outputs
-from rnnkit.models.init import least_squares
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import load_weights, save_weights
-from rnnkit.runs import Run
+from rnnkit.runs import Run, infer_freq
 
 PANEL_FILE = "panel.safetensors"
 BATCH = 4096
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
-AR_WINDOWS = 500_000  # training windows the pooled AR baseline is fitted on, at most
 
 
 def time_info(panel: Panel) -> dict:
@@ -42,12 +40,7 @@ def time_info(panel: Panel) -> dict:
     i = int(np.argmax(lengths))
     t = panel.times[panel.offsets[i] : panel.offsets[i + 1]]
     if panel.times.dtype.kind == "M":
-        freq = None
-        if len(t) >= 3:
-            with warnings.catch_warnings():  # pandas 3 warns about its return type
-                warnings.simplefilter("ignore", DeprecationWarning)
-                f = pd.infer_freq(pd.DatetimeIndex(t))
-            freq = getattr(f, "freqstr", f)
+        freq = infer_freq(pd.DatetimeIndex(t)) if len(t) >= 3 else None
         step = str(pd.Series(t).diff().median()) if len(t) >= 2 else "1D"
         return {"kind": "datetime", "freq": freq, "step": step}
     step = int(np.median(np.diff(t))) if len(t) >= 2 else 1
@@ -109,9 +102,7 @@ class PanelRun(Run):
                             f"{' and more' if len(unknown) > 5 else ''} were not in the training "
                             "panel, so their scaling is unknown; fit again with them.")
         rows = np.array([pos[s] for s in panel.ids])
-        return panel, PanelPipeline(pipe.targets, pipe.features, pipe.window, pipe.horizon,
-                                    pipe.diff, pipe.period, pipe.scaler, pipe.split_fracs,
-                                    pipe.trend_r2, pipe.shift[rows], pipe.scale[rows])
+        return panel, dataclasses.replace(pipe, shift=pipe.shift[rows], scale=pipe.scale[rows])
 
     def _pairs(self, pipe: PanelPipeline, panel: Panel, split: str,
                only: np.ndarray | None = None) -> Pairs:
@@ -136,24 +127,6 @@ class PanelRun(Run):
         series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
         return pipe.to_levels(raw, series, last, panel.values), series, last
 
-    @torch.no_grad()
-    def _pooled_ar(self, pipe: PanelPipeline, panel: Panel, split: str, series: np.ndarray,
-                   last: np.ndarray) -> np.ndarray | None:
-        """The linear AR baseline of a panel: one least-squares map from the scaled window to
-        the scaled horizon, fitted on (a draw of) every series' training windows, like the
-        model's linear path; in original units at the evaluated forecasts."""
-        train = self._pairs(pipe, panel, "train")
-        if len(train) == 0:
-            return None
-        coef, intercept = least_squares(train.sample(min(len(train), AR_WINDOWS), seed=0))
-        pairs = self._pairs(pipe, panel, split)
-        out = []
-        for s in range(0, len(pairs), BATCH):
-            x = pairs.rows(s, s + BATCH).inputs
-            out.append((x.reshape(len(x), -1).double() @ coef + intercept).numpy())
-        raw = np.concatenate(out).reshape(len(pairs), pipe.horizon, len(pipe.targets))
-        return pipe.to_levels(raw, series, last, panel.values)
-
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, data: Any = None, target: Any = None) -> dict:
         """Pooled metrics over every series' test part (validation when no series has a test
@@ -164,31 +137,15 @@ class PanelRun(Run):
         pred, series, last = self._forecasts(pipe, panel, split)
         if len(pred) == 0:
             raise DataError("no series has a complete forecast in its test or validation rows.")
-        steps = last[:, None] + np.arange(1, h + 1)[None, :]
-        values = panel.values
-        truth = values[steps, :o].astype(np.float64)
-        base = {"mean": np.broadcast_to(_train_means(pipe, panel)[series, None, :], truth.shape),
-                "last value": np.broadcast_to(values[last, None, :o].astype(np.float64),
-                                              truth.shape)}
-        ar = self._pooled_ar(pipe, panel, split, series, last)
+        truth = panel.values[last[:, None] + np.arange(1, h + 1)[None, :], :o].astype(np.float64)
+        base = panel_scores.naive_baselines(pipe, panel, series, last)
+        ar = panel_scores.pooled_ar(pipe, panel, self._pairs(pipe, panel, "train"),
+                                    self._pairs(pipe, panel, split), series, last)
         if ar is not None:
             base[f"linear AR({pipe.window}), pooled"] = ar
-        if pipe.period and pipe.period <= pipe.window:
-            k = np.arange(1, h + 1)
-            back = pipe.period * np.ceil(k / pipe.period).astype(np.int64)
-            base["seasonal naive"] = values[last[:, None] + k[None, :] - back[None, :], :o
-                                            ].astype(np.float64)
-        metrics = report.score(truth, pred, base)
-        # pooled errors are in mixed units (big series dominate); MASE divides each series'
-        # errors by its own mean one-step change in training, so every series counts alike
-        scale = _mase_scales(pipe, panel)[series]  # (N, O)
-        ok = np.isfinite(scale).all(axis=1)
-        for row, p in [(metrics["model"], pred), *[(metrics["baselines"][k], b)
-                                                   for k, b in base.items()]]:
-            row["mase"] = (float(np.mean(np.abs(truth - p)[ok] / scale[ok, None, :]))
-                           if ok.any() else float("nan"))
+        metrics = panel_scores.score(pipe, panel, truth, pred, base, series)
         metrics["split"] = {
-            "evaluated_on": split, "series": len(panel), "rows": len(values),
+            "evaluated_on": split, "series": len(panel), "rows": len(panel.values),
             "forecasts_scored": len(pred), "horizon": h, "window": pipe.window,
             "diff": pipe.diff, "period": pipe.period,
             "scaling": f"{pipe.scaler}, per series (fit on each series' training rows)",
@@ -333,27 +290,6 @@ def _tail_of(panel: Panel, pipe: PanelPipeline) -> dict[str, np.ndarray]:
     rows = ends[:, None] - need + np.arange(need)[None, :]
     return {"values": np.ascontiguousarray(panel.values[rows]),
             "last": panel.times[ends - 1].astype(np.int64)}
-
-
-def _train_means(pipe: PanelPipeline, panel: Panel) -> np.ndarray:
-    """(S, O) mean of each series' training rows, in original units (the mean baseline)."""
-    o = len(pipe.targets)
-    train_end, _ = pipe.bounds(panel.lengths)
-    return np.stack([panel.values[a : a + max(int(n), 1), :o].mean(axis=0, dtype=np.float64)
-                     for a, n in zip(panel.offsets[:-1], train_end, strict=True)])
-
-
-def _mase_scales(pipe: PanelPipeline, panel: Panel) -> np.ndarray:
-    """(S, O) mean absolute one-step change of each series' training rows (NaN when 0)."""
-    o = len(pipe.targets)
-    train_end, _ = pipe.bounds(panel.lengths)
-    out = np.full((len(panel), o), np.nan)
-    for i, (a, n) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
-        if n >= 2:
-            d = np.abs(np.diff(panel.values[a : a + int(n), :o].astype(np.float64), axis=0))
-            out[i] = d.mean(axis=0)
-    out[~(out > 0)] = np.nan
-    return out
 
 
 @torch.inference_mode()

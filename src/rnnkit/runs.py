@@ -46,7 +46,7 @@ from rnnkit.persist import (
 FORMAT = 1
 
 
-def _infer_freq(index: pd.DatetimeIndex) -> str | None:
+def infer_freq(index: pd.DatetimeIndex) -> str | None:
     """``pd.infer_freq`` as a string on every pandas version. pandas 3 warns that it will return
     an offset object instead (a DeprecationWarning, an error under our test settings); we want
     the string for config.json either way, so silence that warning and take ``freqstr``."""
@@ -59,7 +59,7 @@ def _infer_freq(index: pd.DatetimeIndex) -> str | None:
 def index_info(index: pd.Index) -> dict:
     """How to extend ``index`` past its end (for forecasts)."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
-        freq = _infer_freq(index) if len(index) >= 3 else None
+        freq = infer_freq(index) if len(index) >= 3 else None
         step = None if freq else str(pd.Series(index).diff().median())
         return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step,
                 "name": index.name}

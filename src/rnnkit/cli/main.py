@@ -73,6 +73,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError("--max-restarts restarts torchrun's workers; use it with --nproc N.")
     from rnnkit.api import fit, resume
     from rnnkit.errors import ConfigError
+    from rnnkit.train.distributed import main_process
     from rnnkit.train.signals import Interrupted
 
     target = args.target.split(",") if args.target and "," in args.target else args.target
@@ -97,10 +98,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
                 run = fit(args.data, target=target, features=features, time=args.time,
                           out=folder, **collect(args))
         except Interrupted as exc:
-            if int(os.environ.get("RANK", "0") or 0) == 0:
+            if main_process():
                 print(exc, file=sys.stderr)
             return exc.exit_code
-    if int(os.environ.get("RANK", "0") or 0) != 0:
+    if not main_process():
         return 0  # under torchrun, rank 0 reports for every process
     notes = run.config.get("notes") or []
     t = run.config["training"]

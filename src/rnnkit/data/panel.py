@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnkit.data.validate import parse_dates, row_list, show
+from rnnkit.data.validate import parse_dates, row_list, show, sniff
 from rnnkit.errors import DataError, did_you_mean
 
 ID, TIME, TARGET = "unique_id", "ds", "y"
 PANEL_FILLS = ("ffill", "drop")
+SNIFF_LINES = 100  # lines the delimiter is guessed from
 
 
 @dataclass
@@ -82,11 +83,10 @@ def columns_of(source: object) -> list[str] | None:
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            head = f.readline()
+        head, delimiter = _head(path)
     except (OSError, ValueError):
         return None  # the series reader reports unreadable files properly
-    return [c.strip() for c in next(csv.reader([head], delimiter=_delimiter(head, path)), [])]
+    return [c.strip() for c in next(csv.reader([head], delimiter=delimiter), [])]
 
 
 def is_panel(source: object, id_column: str | None) -> bool:
@@ -97,11 +97,12 @@ def is_panel(source: object, id_column: str | None) -> bool:
     return bool(names) and ID in names
 
 
-def _delimiter(head: str, path: Path) -> str:
-    if path.suffix.lower() == ".tsv":
-        return "\t"
-    counts = {d: head.count(d) for d in ",;\t|"}
-    return max(counts, key=counts.get) if any(counts.values()) else ","
+def _head(path: Path) -> tuple[str, str]:
+    """(header line, delimiter) of a text table, sniffed as the series reader does it."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        lines = [line for _, line in zip(range(SNIFF_LINES), f, strict=False)]
+    head = lines[0] if lines else ""
+    return head, "\t" if path.suffix.lower() == ".tsv" else sniff("".join(lines))[0]
 
 
 def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
@@ -117,9 +118,7 @@ def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path), display, -1
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            head = f.readline()
-        frame = pd.read_csv(path, sep=_delimiter(head, path), encoding="utf-8-sig",
+        frame = pd.read_csv(path, sep=_head(path)[1], encoding="utf-8-sig",
                             skipinitialspace=True, low_memory=False)
     except UnicodeDecodeError as exc:
         raise DataError(f"{display}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save "

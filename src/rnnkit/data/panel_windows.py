@@ -18,6 +18,8 @@ import torch
 from rnnkit.config import DataConfig
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel
+from rnnkit.data.scale import Scaler
+from rnnkit.data.series import origin_span, split_bounds
 from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import ConfigError, DataError
 
@@ -111,7 +113,8 @@ class PanelPipeline:
             rows = panel.values[a : a + max(int(n_tr), 2)]
             if diff:  # working rows of this series only: no copy of the whole buffer
                 rows = np.concatenate([np.diff(rows[:, :o], axis=0), rows[1:, o:]], axis=1)
-            pipe.shift[i], pipe.scale[i] = _stats(cfg.scaler, rows)
+            fitted = Scaler.fit(cfg.scaler, rows)  # the single-series scaler, per series
+            pipe.shift[i], pipe.scale[i] = fitted.shift, fitted.scale
         return pipe, panel
 
     def _working(self, panel: Panel) -> np.ndarray:
@@ -134,23 +137,13 @@ class PanelPipeline:
     # --- windows ---------------------------------------------------------------------------
     def bounds(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per series (train_end, val_end) local row indices."""
-        a, b, _ = self.split_fracs
-        n = np.asarray(lengths, dtype=np.float64)
-        return np.round(n * a).astype(np.int64), np.round(n * (a + b)).astype(np.int64)
+        return split_bounds(lengths, self.split_fracs)
 
     def local_origins(self, split: str, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per series, the first and one-past-last local origin of ``split``'s forecasts."""
-        n = np.asarray(lengths, dtype=np.int64)
-        train_end, val_end = self.bounds(n)
-        h = self.horizon
-        first = np.full_like(n, self.window - 1 + int(self.diff))
-        lo, hi = {
-            "train": (first, train_end - h - 1),
-            "val": (np.maximum(first, train_end - 1), val_end - h - 1),
-            "test": (np.maximum(first, val_end - 1), n - h - 1),
-            "all": (first, n - h - 1),
-        }[split]
-        return lo, np.maximum(lo, hi + 1)
+        """Per series, the first and one-past-last local origin of ``split``'s forecasts
+        (the single-series rules, applied to every series at once)."""
+        return origin_span(split, lengths, self.window, self.horizon, self.diff,
+                           self.split_fracs)
 
     def segments(self, split: str, offsets: np.ndarray) -> Segments:
         """The windows of ``split`` as runs of window start rows in the buffer."""
@@ -200,19 +193,3 @@ class PanelPipeline:
                    None if d["period"] is None else int(d["period"]), str(d["scaler"]),
                    tuple(float(s) for s in d["split"]), float(d["trend_r2"]),
                    np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
-
-
-def _stats(kind: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(shift, scale) of one series' training rows, as the single-series Scaler defines them."""
-    v = rows.astype(np.float64)
-    if kind == "none" or len(v) == 0:
-        return np.zeros(v.shape[1]), np.ones(v.shape[1])
-    if kind == "standard":
-        shift, scale = v.mean(axis=0), v.std(axis=0)
-    elif kind == "minmax":
-        lo, hi = v.min(axis=0), v.max(axis=0)
-        shift, scale = (lo + hi) / 2, (hi - lo) / 2
-    else:
-        raise ConfigError(f"scaler={kind!r} is not supported; use standard, minmax or none.")
-    flat = ~(scale > 1e-12 * np.maximum(1.0, np.abs(shift)))
-    return shift, np.where(flat, 1.0, scale)

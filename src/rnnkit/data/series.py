@@ -27,6 +27,30 @@ TREND_R2 = 0.5  # a linear trend explaining half the variance makes level target
 ANALYSIS_ROWS = 200_000
 
 
+def split_bounds(n: int | np.ndarray, fracs: tuple[float, float, float]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(train_end, val_end) of series of ``n`` rows (a number, or an array for a panel)."""
+    a, b, _ = fracs
+    rows = np.asarray(n, dtype=np.float64)
+    return np.round(rows * a).astype(np.int64), np.round(rows * (a + b)).astype(np.int64)
+
+
+def origin_span(split: str, n: int | np.ndarray, window: int, horizon: int, diff: bool,
+                fracs: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last origin (last input row) of the complete forecasts of ``split``
+    in series of ``n`` rows: a forecast belongs to the split holding all its target rows."""
+    rows = np.asarray(n, dtype=np.int64)
+    train_end, val_end = split_bounds(rows, fracs)
+    first = np.full_like(rows, window - 1 + int(diff))
+    lo, hi = {
+        "train": (first, train_end - horizon - 1),
+        "val": (np.maximum(first, train_end - 1), val_end - horizon - 1),
+        "test": (np.maximum(first, val_end - 1), rows - horizon - 1),
+        "all": (first, rows - horizon - 1),
+    }[split]
+    return lo, np.maximum(lo, hi + 1)
+
+
 @dataclass
 class SeriesPipeline:
     """Everything needed to turn rows into pairs and predictions back into original units."""
@@ -113,22 +137,14 @@ class SeriesPipeline:
     # --- origins and pairs -----------------------------------------------------------------
     def bounds(self, n: int) -> tuple[int, int]:
         """(train_end, val_end) row indices for a table of ``n`` rows."""
-        a, b, _ = self.split_fracs
-        return round(n * a), round(n * (a + b))
+        train_end, val_end = split_bounds(n, self.split_fracs)
+        return int(train_end), int(val_end)
 
     def origins(self, split: str, n: int) -> range:
         """Origins of every complete forecast in ``split`` (train, val, test or all), as a
         range (no index array: a long series has millions of origins)."""
-        train_end, val_end = self.bounds(n)
-        h = self.horizon
-        first = self.window - 1 + int(self.diff)
-        lo, hi = {
-            "train": (first, train_end - h - 1),
-            "val": (max(first, train_end - 1), val_end - h - 1),
-            "test": (max(first, val_end - 1), n - h - 1),
-            "all": (first, n - h - 1),
-        }[split]
-        return range(lo, max(lo, hi + 1))
+        lo, stop = origin_span(split, n, self.window, self.horizon, self.diff, self.split_fracs)
+        return range(int(lo), int(stop))
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
         """The scaled working series as one float32 tensor (rows, F); windows are views of it."""

@@ -96,7 +96,7 @@ def parse_text(
     """
     sniffed = True
     if delimiter is None:
-        delimiter, sniffed = _sniff(text)
+        delimiter, sniffed = sniff(text)
     header, rows, lines = _split_rows(text, delimiter, display)
     if not rows:
         raise DataError(
@@ -108,7 +108,7 @@ def parse_text(
     return header, columns, origin, sniffed
 
 
-def _sniff(text: str) -> tuple[str, bool]:
+def sniff(text: str) -> tuple[str, bool]:
     """Guess the delimiter among ``, ; tab |`` from the first lines; ``(',', False)`` if unsure."""
     lines = [line for line in text.splitlines()[: _SNIFF_LINES * 2] if line.strip()]
     sample = "\n".join(lines[:_SNIFF_LINES])

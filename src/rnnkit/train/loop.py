@@ -210,15 +210,9 @@ def _train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: T
             if world.distributed:  # one collective a step for both questions
                 local = checkpoints is not None and checkpoints.guard.signum is not None
                 bad_loss, signalled = world.any(bad_loss, local)
-            if scaler is not None and not bad_loss:
-                # fp16: an overflowing gradient only skips this step and lowers the scale
-                scaler.step(opt)
-                scaler.update()
-                pos.advance(loss.detach(), norm.detach().nan_to_num(0.0, 0.0, 0.0),
-                            len(mine) if weight else 0)
-                stop_if_signalled(signalled)
-                continue
-            if bad_loss or not torch.isfinite(norm):
+            finite_norm = bool(torch.isfinite(norm))
+            # fp16 (a GradScaler): an overflowing gradient only skips the step, lowers the scale
+            if bad_loss or (not finite_norm and scaler is None):
                 # detach: float() of a tensor that requires grad warns (an error in tests)
                 bad = loss.detach() if not torch.isfinite(loss) else norm.detach()
                 seen = float(pos.last_finite)
@@ -231,8 +225,13 @@ def _train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: T
                     f"{float(bad)}; {before}. Try a lower learning rate "
                     f"(--lr {cfg.lr / 10:g}) or gradient clipping (--clip 1)."
                 )
-            opt.step()
-            pos.advance(loss.detach(), norm.detach(), len(mine) if weight else 0)
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+                scaler.update()
+            pos.advance(loss.detach(), norm.detach() if finite_norm else torch.zeros_like(norm),
+                        len(mine) if weight else 0)
             stop_if_signalled(signalled)
         pos.done = True
         record(epoch, float(world.all_sum(pos.total)) / per_epoch,
