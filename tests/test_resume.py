@@ -359,10 +359,20 @@ def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: 
     procs = {signal.SIGINT: _start(sine, runs[signal.SIGINT],
                                    {"RNNKIT_TEST_PAUSE_AT": f"tmp_written:{marker}"}),
              signal.SIGTERM: _start(sine, runs[signal.SIGTERM])}
-    for sig, proc in procs.items():
-        _wait_for(runs[sig] / "checkpoints" / "LATEST", proc)  # epoch 1 is saved: mid-training
-        time.sleep(random.uniform(0, 0.05))
-        proc.send_signal(sig)
+    # each gets its signal as soon as its epoch 1 is saved (mid-training); waiting on one while
+    # the other trains unwatched let it finish first on a busy machine (then SIGTERM met no
+    # handler: exit -15)
+    waiting = dict(procs)
+    deadline = time.monotonic() + 120
+    while waiting:
+        for sig, proc in list(waiting.items()):
+            assert proc.poll() is None, proc.communicate()
+            if (runs[sig] / "checkpoints" / "LATEST").exists():
+                time.sleep(random.uniform(0, 0.05))
+                proc.send_signal(sig)
+                del waiting[sig]
+        assert time.monotonic() < deadline, f"no checkpoint from {list(waiting)}"
+        time.sleep(0.005)
     _wait_for(marker, procs[signal.SIGINT])  # the interrupt's save is under way: Ctrl-C again
     procs[signal.SIGINT].send_signal(signal.SIGINT)
     for sig, proc in procs.items():
