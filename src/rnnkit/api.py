@@ -23,6 +23,7 @@ from rnnkit.config import (
     split_options,
     to_dict,
 )
+from rnnkit.data.clock import index_info, time_info
 from rnnkit.data.panel import is_panel, read_panel
 from rnnkit.data.sequences import SequencePipeline, as_sequences, as_targets
 from rnnkit.data.series import SeriesPipeline
@@ -31,7 +32,7 @@ from rnnkit.lock import run_lock
 from rnnkit.models.init import prepare
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
-from rnnkit.runs import Run, index_info
+from rnnkit.runs import Run
 from rnnkit.train import checkpoint, distributed, objectives
 from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
@@ -341,10 +342,11 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
         snap = plan.snapshot
         config["training"]["resumed_from"] = None if snap.source is None else snap.source.name
     if kind == "panel":
-        from rnnkit.panels import PanelRun, time_info
+        from rnnkit.panels import PanelRun
 
         config["panel"] = {"ids": panel.ids, "id": panel.id_name, "time": panel.time_name,
-                           "clock": time_info(panel)}
+                           "clock": time_info(panel.times if panel.time_name else None,
+                                            panel.offsets)}
         config["notes"] = panel.notes
         run: Run = PanelRun(model, pipe, config, history.records, data=kept)
         run._tensor = tensor.cpu()  # type: ignore[attr-defined]

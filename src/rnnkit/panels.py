@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnkit.data.clock import future_times
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel, read_panel
 from rnnkit.data.panel_windows import PanelPipeline
@@ -25,39 +26,11 @@ from rnnkit.evaluate import panel_scores
 from rnnkit.inference import model_outputs
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import load_weights, save_weights
-from rnnkit.runs import Run, infer_freq
+from rnnkit.runs import Run
 
 PANEL_FILE = "panel.safetensors"
 BATCH = 4096
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
-
-
-def time_info(panel: Panel) -> dict:
-    """How to step each series' time past its end: a pandas frequency, a step, or +1 rows."""
-    if panel.time_name is None:
-        return {"kind": "row", "step": 1}
-    lengths = panel.lengths
-    i = int(np.argmax(lengths))
-    t = panel.times[panel.offsets[i] : panel.offsets[i + 1]]
-    if panel.times.dtype.kind == "M":
-        freq = infer_freq(pd.DatetimeIndex(t)) if len(t) >= 3 else None
-        step = str(pd.Series(t).diff().median()) if len(t) >= 2 else "1D"
-        return {"kind": "datetime", "freq": freq, "step": step}
-    step = int(np.median(np.diff(t))) if len(t) >= 2 else 1
-    return {"kind": "int", "step": max(step, 1)}
-
-
-def future_times(info: dict, last: np.ndarray, steps: int) -> np.ndarray:
-    """(S, steps) times after each series' last time ``last`` (S,)."""
-    if info["kind"] == "datetime":
-        lasts = pd.DatetimeIndex(last.astype("datetime64[ns]"))
-        if info.get("freq"):
-            return np.stack([pd.date_range(t, periods=steps + 1, freq=info["freq"])[1:]
-                             .to_numpy() for t in lasts])
-        step = pd.Timedelta(info["step"]).to_timedelta64()
-        return (last.astype("datetime64[ns]")[:, None]
-                + step * np.arange(1, steps + 1)[None, :])
-    return last.astype(np.int64)[:, None] + int(info["step"]) * np.arange(1, steps + 1)[None, :]
 
 
 class PanelRun(Run):

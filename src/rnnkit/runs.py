@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 
 from rnnkit import __version__
 from rnnkit.config import ModelConfig, from_dict
+from rnnkit.data.clock import extend_index, index_info
 from rnnkit.data.sequences import SequencePipeline, as_sequences, as_targets
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import CheckpointError, DataError
@@ -44,40 +44,6 @@ from rnnkit.persist import (
 )
 
 FORMAT = 1
-
-
-def infer_freq(index: pd.DatetimeIndex) -> str | None:
-    """``pd.infer_freq`` as a string on every pandas version. pandas 3 warns that it will return
-    an offset object instead (a DeprecationWarning, an error under our test settings); we want
-    the string for config.json either way, so silence that warning and take ``freqstr``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        freq = pd.infer_freq(index)
-    return getattr(freq, "freqstr", freq)
-
-
-def index_info(index: pd.Index) -> dict:
-    """How to extend ``index`` past its end (for forecasts)."""
-    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
-        freq = infer_freq(index) if len(index) >= 3 else None
-        step = None if freq else str(pd.Series(index).diff().median())
-        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step,
-                "name": index.name}
-    return {"kind": "range", "last": int(len(index) - 1), "name": index.name}
-
-
-def extend_index(info: dict, steps: int) -> pd.Index:
-    """The ``steps`` index values after the end described by ``index_info`` (same name, so a
-    forecast CSV has the same first column as the data and its predictions)."""
-    name = info.get("name")
-    if info.get("kind") == "datetime":
-        last = pd.Timestamp(info["last"])
-        if info.get("freq"):
-            return pd.date_range(last, periods=steps + 1, freq=info["freq"], name=name)[1:]
-        step = pd.Timedelta(info["step"])
-        return pd.DatetimeIndex([last + step * (k + 1) for k in range(steps)], name=name)
-    start = int(info.get("last", -1)) + 1
-    return pd.RangeIndex(start, start + steps, name=name)
 
 
 class Run:

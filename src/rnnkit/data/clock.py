@@ -1,0 +1,75 @@
+"""Time indexes: the frequency of a date column, and the times that come after its end.
+
+Forecasts extend the data's own index, so the rules that describe an index (``index_info``,
+``time_info``) and the ones that continue it (``extend_index``, ``future_times``) live together.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def infer_freq(index: pd.DatetimeIndex) -> str | None:
+    """``pd.infer_freq`` as a string on every pandas version. pandas 3 warns that it will return
+    an offset object instead (a DeprecationWarning, an error under our test settings); we want
+    the string for config.json either way, so silence that warning and take ``freqstr``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        freq = pd.infer_freq(index)
+    return getattr(freq, "freqstr", freq)
+
+
+def index_info(index: pd.Index) -> dict:
+    """How to extend ``index`` past its end (for forecasts)."""
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        freq = infer_freq(index) if len(index) >= 3 else None
+        step = None if freq else str(pd.Series(index).diff().median())
+        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step,
+                "name": index.name}
+    return {"kind": "range", "last": int(len(index) - 1), "name": index.name}
+
+
+def extend_index(info: dict, steps: int) -> pd.Index:
+    """The ``steps`` index values after the end described by ``index_info`` (same name, so a
+    forecast CSV has the same first column as the data and its predictions)."""
+    name = info.get("name")
+    if info.get("kind") == "datetime":
+        last = pd.Timestamp(info["last"])
+        if info.get("freq"):
+            return pd.date_range(last, periods=steps + 1, freq=info["freq"], name=name)[1:]
+        step = pd.Timedelta(info["step"])
+        return pd.DatetimeIndex([last + step * (k + 1) for k in range(steps)], name=name)
+    start = int(info.get("last", -1)) + 1
+    return pd.RangeIndex(start, start + steps, name=name)
+
+
+def time_info(times: np.ndarray | None, offsets: np.ndarray) -> dict:
+    """How to step each series' time past its end: a pandas frequency, a step, or +1 rows.
+    ``times`` holds every series' times one after another, series i at offsets[i]:offsets[i+1]
+    (None when the panel has no time column); the longest series decides."""
+    if times is None:
+        return {"kind": "row", "step": 1}
+    i = int(np.argmax(np.diff(offsets)))
+    t = times[offsets[i] : offsets[i + 1]]
+    if times.dtype.kind == "M":
+        freq = infer_freq(pd.DatetimeIndex(t)) if len(t) >= 3 else None
+        step = str(pd.Series(t).diff().median()) if len(t) >= 2 else "1D"
+        return {"kind": "datetime", "freq": freq, "step": step}
+    step = int(np.median(np.diff(t))) if len(t) >= 2 else 1
+    return {"kind": "int", "step": max(step, 1)}
+
+
+def future_times(info: dict, last: np.ndarray, steps: int) -> np.ndarray:
+    """(S, steps) times after each series' last time ``last`` (S,)."""
+    if info["kind"] == "datetime":
+        lasts = pd.DatetimeIndex(last.astype("datetime64[ns]"))
+        if info.get("freq"):
+            return np.stack([pd.date_range(t, periods=steps + 1, freq=info["freq"])[1:]
+                             .to_numpy() for t in lasts])
+        step = pd.Timedelta(info["step"]).to_timedelta64()
+        return (last.astype("datetime64[ns]")[:, None]
+                + step * np.arange(1, steps + 1)[None, :])
+    return last.astype(np.int64)[:, None] + int(info["step"]) * np.arange(1, steps + 1)[None, :]
