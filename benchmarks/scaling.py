@@ -59,10 +59,9 @@ def point(n: int, window: int, hidden: int, batch: int) -> dict:
         chunk = series[s : s + (1 << 20)]
         chunk += 0.1 * rng.standard_normal(len(chunk), dtype=np.float32)
     table = read_table(series)
-    pipe = SeriesPipeline.fit(table.values, table.targets, [], DataConfig(
+    pipe, _ = SeriesPipeline.fit(table, DataConfig(
         window=window, transform="none", period=126, split=(0.8, 0.2, 0.0)))
-    data = pipe.tensor(table.values)
-    pairs = pipe.pairs(data, pipe.origins("train", n))
+    pairs = pipe.pairs(pipe.encode(table), "train")
     n_windows = len(pairs)
     batches = -(-n_windows // batch)
     estimated = batches > MAX_BATCHES

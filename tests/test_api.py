@@ -187,7 +187,7 @@ def test_diff_chosen_for_trending_co2_and_forecast_keeps_rising(data_dir: Path) 
     assert len(f) == 52 and np.isfinite(f.to_numpy()).all()
     assert f.index[0] == pd.Timestamp("2002-01-05")  # weekly, right after 2001-12-29
     assert (f.index[1:] - f.index[:-1] == pd.Timedelta(days=7)).all()
-    last_year = run._data["values"][-52:, 0]
+    last_year = run.data.data.values[-52:, 0]
     assert f["co2_ppmv"].mean() > last_year.mean()  # the trend continues upwards
     assert f["co2_ppmv"].mean() < last_year.mean() + 10  # ...at a believable rate (~1.5/yr)
 

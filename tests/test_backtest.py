@@ -38,7 +38,7 @@ def test_origins_lie_in_the_test_split_and_leave_room(run):
 
 def test_truth_and_first_step_match_the_one_step_forecasts(run):
     bt = backtest(run, k=4, steps=5)
-    values = np.asarray(run._data["values"])
+    values = np.asarray(run.data.data.values)
     for i, o in enumerate(bt.origins):
         assert np.allclose(bt.truth[i, :, 0], values[o + 1 : o + 6, 0])
     one_step = series_forecasts(run.model, run.pipeline, values, bt.origins)[:, 0]
@@ -57,7 +57,7 @@ def test_forecasts_never_see_rows_after_their_origin(run):
     again = backtest(run, k=3, steps=4, data=changed)
     assert np.allclose(first.model[0], again.model[0])
     assert np.allclose(first.baselines["mean"][0], again.baselines["mean"][0])
-    run._data = {"values": clean[:, None].astype(np.float32), "index": run._data["index"]}
+    run.attach(clean)  # the module's run goes on with its own data
 
 
 def test_validation_split_when_there_is_no_test_split():

@@ -12,7 +12,7 @@ from rnnkit.config import ModelConfig
 from rnnkit.data.pairs import series_windows
 from rnnkit.errors import ConfigError
 from rnnkit.models.cells import LoopRNN, resolve_activation
-from rnnkit.models.init import init_linear_path
+from rnnkit.models.least_squares import least_squares_start as init_linear_path
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import load_weights, save_weights
 

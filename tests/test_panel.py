@@ -99,10 +99,10 @@ def test_windows_never_cross_a_series_boundary_and_targets_follow_inputs():
     panel = read_panel(df)
     cfg = DataConfig(window=6, horizon=2, scaler="none", transform="none")
     pipe, panel = PanelPipeline.fit(panel, cfg)
-    data = pipe.tensor(panel)
+    data = pipe.encode(panel)
     seen = 0
     for split in ("train", "val", "test"):
-        pairs = pipe.pairs(data, pipe.segments(split, panel.offsets))
+        pairs = pipe.pairs(data, split)
         batch = pairs.take(torch.arange(len(pairs)))
         seen += len(pairs)
         rows = torch.cat([batch.inputs[..., 0], batch.targets[..., 0]], dim=1).numpy()
@@ -141,11 +141,12 @@ def test_short_series_are_listed_and_skipped_only_when_asked():
     with pytest.raises(DataError, match=r"2 of 5 series have fewer than 13 rows \(window 12 \+ "
                                         r"horizon 1\): short0000, short0001; pass --skip-short"):
         PanelPipeline.fit(read_panel(df), cfg)
-    pipe, kept = PanelPipeline.fit(read_panel(df), cfg, skip_short=True)
+    skip = DataConfig(window=12, skip_short=True)
+    pipe, kept = PanelPipeline.fit(read_panel(df), skip)
     assert kept.ids == ["s0000", "s0001", "s0002"] and len(pipe.shift) == 3
     assert any("skipped 2 of 5 series" in note for note in kept.notes)
     with pytest.raises(DataError, match="no series is left"):
-        PanelPipeline.fit(read_panel(make_panel(2, 10)), cfg, skip_short=True)
+        PanelPipeline.fit(read_panel(make_panel(2, 10)), skip)
 
 
 def test_panels_train_window_models_only():
@@ -228,7 +229,7 @@ def test_wide_tables_with_several_targets_still_train_one_series_model(tmp_path)
     t = np.arange(120)
     df = pd.DataFrame({"a": np.sin(t / 5), "b": np.cos(t / 5)})
     run = rnnkit.fit(df, target=["a", "b"], **FAST)
-    assert run.is_series and run.pipeline.targets == ["a", "b"]
+    assert run.kind == "series" and run.pipeline.targets == ["a", "b"]
 
 
 def test_windows_per_epoch_draws_that_many_windows_each_epoch():

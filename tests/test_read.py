@@ -320,11 +320,17 @@ def test_auto_time_by_values_not_name(tmp_path: Path) -> None:
     assert table.index.name == "stamp"
 
 
-def test_ambiguous_day_month_is_not_guessed(tmp_path: Path) -> None:
-    path = write(tmp_path, "date,y\n01/02/2020,1\n13/02/2020,2\n")
+def test_day_first_is_decided_by_a_day_above_12(tmp_path: Path) -> None:
+    # issue 11: '13/02/2020' can only be day-first, so the whole column is read day-first
+    table = read_table(write(tmp_path, "date,y\n01/02/2020,1\n13/02/2020,2\n"))
+    assert list(table.index) == list(pd.to_datetime(["2020-02-01", "2020-02-13"]))
+
+
+def test_day_month_contradiction_names_the_first_bad_cell(tmp_path: Path) -> None:
+    path = write(tmp_path, "date,y\n01/02/2020,1\n13/02/2020,2\n02/14/2020,3\n")
     assert isinstance(read_table(path).index, pd.RangeIndex)
     message = error_of(path, time="date")
-    assert "row 2" in message and "'13/02/2020'" in message
+    assert "row 3" in message and "'02/14/2020'" in message
 
 
 def test_iso_dates_of_mixed_precision(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_report_shows_the_findings(adder_folder):
 
 
 def test_report_without_findings_says_so(tmp_path):
-    from rnnkit.report import render
+    from rnnkit.html_report import render
 
     y = 10 + np.sin(2 * np.pi * np.arange(200) / 20)
     run = rnnkit.fit(y, window=20, hidden_size=4, epochs=1, transform="none", quiet=True)

@@ -82,8 +82,7 @@ def test_early_stopping_restores_the_best_epoch_weights() -> None:
     assert val[-1] > val.min() + 1e-6  # the last epoch was worse, so restoring matters
     # the returned model is the best epoch's: its validation loss is the minimum
     pipe = run.pipeline
-    values = read_table(NILE, target=TARGET).values
-    val_pairs = pipe.pairs(pipe.tensor(values), pipe.origins("val", len(values)))
+    val_pairs = pipe.pairs(pipe.encode(read_table(NILE, target=TARGET)), "val")
     loss = evaluate_loss(run.model, val_pairs, objectives.pick(run.config["objective"]))
     assert loss == pytest.approx(val.min(), abs=1e-6)
 

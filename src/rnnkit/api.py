@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 
+from rnnkit.analysis import analyse
 from rnnkit.config import (
     DataConfig,
     ModelConfig,
@@ -23,13 +22,11 @@ from rnnkit.config import (
     split_options,
     to_dict,
 )
-from rnnkit.data.clock import index_info, time_info
-from rnnkit.data.panel import is_panel, read_panel
-from rnnkit.data.sequences import SequencePipeline, as_sequences, as_targets
-from rnnkit.data.series import SeriesPipeline
+from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.kinds import KINDS, kind_of
 from rnnkit.lock import run_lock
-from rnnkit.models.init import prepare
+from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run
@@ -38,22 +35,6 @@ from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.loop import train
 from rnnkit.train.snapshot import Snapshot
-
-
-def _is_sequence_data(data: Any, target: Any, shape: str | None,
-                      prompt_length: int | None = None) -> bool:
-    if shape in ("seq2one", "continuation"):
-        return True
-    if shape in ("window",):
-        return False
-    if prompt_length and isinstance(data, np.ndarray) and data.ndim == 2:
-        # A prompt length only has a meaning for independent sequences (continuation), so an
-        # (N, T) array given with one is N sequences, not a table of T columns.
-        return True
-    if isinstance(data, list | tuple) and data and all(
-            isinstance(s, list | tuple | np.ndarray) for s in data):
-        return True
-    return isinstance(data, np.ndarray) and data.ndim == 3
 
 
 def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
@@ -208,81 +189,36 @@ def _record(source: dict, data: Any, options: dict, mcfg: ModelConfig, pipeline:
             "model": to_dict(mcfg), "pipeline": pipeline}
 
 
-def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
-         out: str | Path | None, callbacks: list[Callback] | None, options: dict,
-         plan: _Resume | None) -> Run:
-    """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
-    d_opts, m_opts, t_opts = split_options(options)
-    for key in ("target", "features", "time"):
-        d_opts.pop(key, None)
-    m_opts.pop("window", None)
-    m_opts.pop("horizon", None)
-    for key in ("input_size", "output_size", "head"):
-        if key in m_opts:
-            raise ConfigError(f"{key} is derived from the data; do not set it.")
-    tcfg = TrainConfig(**t_opts)
+@dataclass
+class _Prepared:
+    """The data side of a fit, the same for every kind: the data read and checked, its
+    pipeline and the data in model units."""
+
+    kind: str
+    source: dict
+    dcfg: DataConfig
+    pipe: Pipeline
+    data: Any
+    encoded: Encoded
+
+
+def _prepare(data: Any, target: Any, features: list[str] | None, time: str | None,
+             d_opts: dict) -> _Prepared:
+    """read -> validate -> pipeline fitted on the training part -> encoded, for any kind."""
+    name = kind_of(data, d_opts)
+    kind = KINDS[name]
     source: dict[str, Any] = {"kind": "inline"}
     if isinstance(data, str | Path):
         source = {"kind": "file", "path": str(Path(data).resolve())}
+    dataset, learned, found = kind.read(data, target, features, time, d_opts)
+    source.update(found)
+    dcfg = DataConfig(**{**d_opts, **learned})
+    pipe, dataset = kind.pipeline.fit(dataset, dcfg)
+    return _Prepared(name, source, dcfg, pipe, dataset, pipe.encode(dataset))
 
-    if _is_sequence_data(data, target, d_opts.get("shape"), d_opts.get("prompt_length")):
-        seqs = as_sequences(data)
-        if "shape" not in d_opts:
-            d_opts["shape"] = ("seq2one" if target is not None
-                               else "continuation" if d_opts.get("prompt_length") else "next")
-        dcfg = DataConfig(**d_opts)
-        targets = as_targets(target, len(seqs)) if dcfg.shape == "seq2one" else None
-        pipe: SeriesPipeline | SequencePipeline = SequencePipeline.fit(seqs, targets, dcfg)
-        parts = pipe.split_indices(len(seqs))
-        train_pairs = pipe.pairs(seqs, targets, parts["train"])
-        val_pairs = pipe.pairs(seqs, targets, parts["val"])
-        head = "last" if dcfg.shape == "seq2one" else "step"
-        mcfg = ModelConfig(**{"linear_path": head == "step", **m_opts, "input_size":
-                              pipe.n_features, "output_size": pipe.n_outputs, "head": head,
-                              "horizon": 1, "window": None})
-        kept = {"seqs": seqs, "targets": targets}
-        kind = "sequences"
-    elif isinstance(data, str | Path | pd.DataFrame) and is_panel(data, d_opts.get("id")):
-        from rnnkit.data.panel_windows import PanelPipeline
 
-        panel = read_panel(data, d_opts.get("id"), time, target, features, d_opts.get("fill"))
-        source.update({"target": panel.targets, "features": panel.features,
-                       "time": panel.time_name, "id": panel.id_name,
-                       "fill": d_opts.get("fill"), "name": panel.source})
-        dcfg = DataConfig(**{**d_opts, "id": panel.id_name, "target": panel.targets,
-                             "features": panel.features, "time": panel.time_name})
-        pipe, panel = PanelPipeline.fit(panel, dcfg, dcfg.skip_short)
-        tensor = pipe.tensor(panel)
-        train_pairs = pipe.pairs(tensor, pipe.segments("train", panel.offsets))
-        val_pairs = pipe.pairs(tensor, pipe.segments("val", panel.offsets))
-        mcfg = ModelConfig(**{**m_opts, "input_size": panel.values.shape[1],
-                              "output_size": len(panel.targets), "head": "last",
-                              "horizon": pipe.horizon, "window": pipe.window})
-        kept = {"panel": panel}
-        kind = "panel"
-    else:
-        from rnnkit.data.read import read_table
-
-        table = read_table(data, target=target, features=features, time=time,
-                           fill=d_opts.get("fill"))
-        source.update({"target": table.targets, "features": table.features,
-                       "time": time, "fill": d_opts.get("fill"), "name": table.source})
-        dcfg = DataConfig(**{**d_opts, "target": table.targets, "features": table.features,
-                             "time": time})
-        pipe = SeriesPipeline.fit(table.values, table.targets, table.features, dcfg,
-                                  source=table.source)
-        n = len(table.values)
-        tensor = pipe.tensor(table.values)
-        train_pairs = pipe.pairs(tensor, pipe.origins("train", n))
-        val_pairs = pipe.pairs(tensor, pipe.origins("val", n))
-        head = "last" if pipe.shape == "window" else "step"
-        mcfg = ModelConfig(**{**m_opts, "input_size": table.values.shape[1],
-                              "output_size": len(table.targets), "head": head,
-                              "horizon": pipe.horizon if head == "last" else 1,
-                              "window": pipe.window})
-        kept = {"values": table.values, "index": table.index, "notes": table.notes}
-        kind = "series"
-
+def _objective(tcfg: TrainConfig, dcfg: DataConfig, mcfg: ModelConfig) -> str:
+    """The training objective: the user's, or the one the problem shape calls for."""
     objective = tcfg.objective
     if objective == "auto":
         objective = {"window": "last", "seq2one": "last", "next": "teacher",
@@ -291,7 +227,32 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
         raise ConfigError("objective='closed_loop' needs shape='continuation' with prompt_length.")
     if (objective == "last") != (mcfg.head == "last"):
         raise ConfigError(f"objective={objective!r} does not fit shape={dcfg.shape!r}.")
+    return objective
 
+
+def _model_options(options: dict) -> tuple[dict, dict, TrainConfig]:
+    """(data options, model options, train config) of the flat options of ``fit``."""
+    d_opts, m_opts, t_opts = split_options(options)
+    for key in ("target", "features", "time"):
+        d_opts.pop(key, None)
+    m_opts.pop("window", None)
+    m_opts.pop("horizon", None)
+    for key in ("input_size", "output_size", "head"):
+        if key in m_opts:
+            raise ConfigError(f"{key} is derived from the data; do not set it.")
+    return d_opts, m_opts, TrainConfig(**t_opts)
+
+
+def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
+         out: str | Path | None, callbacks: list[Callback] | None, options: dict,
+         plan: _Resume | None) -> Run:
+    """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
+    d_opts, m_opts, tcfg = _model_options(options)
+    prep = _prepare(data, target, features, time, d_opts)
+    kind, pipe = KINDS[prep.kind], prep.pipe
+    mcfg = ModelConfig(**{**kind.model_defaults(pipe), **m_opts,
+                          **kind.model_shape(pipe, prep.data)})
+    objective = _objective(tcfg, prep.dcfg, mcfg)
     if plan is not None:
         plan.check(mcfg, pipe.to_json())
     world = distributed.join(tcfg.device)
@@ -301,39 +262,40 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
                           "which DDP does not wrap; train continuation runs in one process.")
     torch.manual_seed(tcfg.seed)
     model = RecurrentNet(mcfg)
-    groups = prepare(model, train_pairs, tcfg.lr)  # on CPU: the least-squares start
-    if world.device.type != "cpu":
-        # the whole data buffer moves once; windows are views of it there too
-        model.to(world.device)
-        if kind == "sequences":
-            train_pairs, val_pairs = train_pairs.to(world.device), val_pairs.to(world.device)
-        else:
-            tensor = tensor.to(world.device)
-            if kind == "panel":
-                train_pairs = pipe.pairs(tensor, train_pairs.index)
-                val_pairs = pipe.pairs(tensor, val_pairs.index)
-            else:
-                train_pairs = pipe.pairs(tensor, pipe.origins("train", n))
-                val_pairs = pipe.pairs(tensor, pipe.origins("val", n))
+    train_pairs = pipe.pairs(prep.encoded, "train")
+    started = least_squares_start(model, train_pairs)  # on CPU, before any move
+    groups = param_groups(model, tcfg.lr) if started else None
+    encoded = prep.encoded.to(world.device)  # the whole buffer moves once; windows stay views
+    model.to(world.device)
+    if encoded is not prep.encoded:
+        train_pairs = pipe.pairs(encoded, "train")
+    val_pairs = pipe.pairs(encoded, "val")
     if tcfg.windows_per_epoch and len(val_pairs) > tcfg.windows_per_epoch:
         # an epoch sees a sample of the training windows; validating on all of a huge panel
         # would cost more than the epoch, so a fixed sample of as many is scored every epoch
         val_pairs = val_pairs.sample(tcfg.windows_per_epoch, tcfg.seed)
-    loss = objectives.pick(objective, dcfg.prompt_length)
+    loss = objectives.pick(objective, prep.dcfg.prompt_length)
     record = None
     if out is not None and plan is None and world.main:
-        record = _record(source, data, options, mcfg, pipe.to_json())
+        record = _record(prep.source, data, options, mcfg, pipe.to_json())
     resumed = None if plan is None else plan.snapshot
     with checkpoint.session(out, tcfg, record, resumed, writer=world.main) as ckpt:
         history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups, ckpt,
                         resumed, world)
+    del train_pairs, val_pairs, encoded
     model.cpu().eval()  # results, files and later use are on CPU, whatever trained it
-    if not world.main:
-        out = None  # only rank 0 evaluates and writes the run
+    config = _config(prep, mcfg, tcfg, objective, history, plan)
+    run = Run(model, pipe, config, history.records, prep.encoded, kind.tail(pipe, prep.data))
+    return _finish(run, out) if world.main else run  # only rank 0 evaluates and writes
 
+
+def _config(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: str,
+            history: Any, plan: _Resume | None) -> dict:
+    """What config.json holds: every choice made, and what forecasts start from."""
     config = {
-        "kind": kind, "data": to_dict(dcfg), "model": to_dict(mcfg), "train": to_dict(tcfg),
-        "objective": objective, "pipeline": pipe.to_json(), "source": source,
+        "kind": prep.kind, "data": to_dict(prep.dcfg), "model": to_dict(mcfg),
+        "train": to_dict(tcfg), "objective": objective, "pipeline": prep.pipe.to_json(),
+        "source": prep.source,
         "training": {"best_epoch": history.best_epoch, "stop_reason": history.stop_reason,
                      "seconds": round(history.seconds, 3),
                      "still_improving": history.still_improving},
@@ -341,32 +303,16 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     if plan is not None:
         snap = plan.snapshot
         config["training"]["resumed_from"] = None if snap.source is None else snap.source.name
-    if kind == "panel":
-        from rnnkit.panels import PanelRun
-
-        config["panel"] = {"ids": panel.ids, "id": panel.id_name, "time": panel.time_name,
-                           "clock": time_info(panel.times if panel.time_name else None,
-                                            panel.offsets)}
-        config["notes"] = panel.notes
-        run: Run = PanelRun(model, pipe, config, history.records, data=kept)
-        run._tensor = tensor.cpu()  # type: ignore[attr-defined]
-        del train_pairs, val_pairs, tensor
-        return _finish(run, out, world.main)
-    if kind == "series":
-        need = pipe.window + int(pipe.diff)
-        config["tail"] = {"values": kept["values"][-need:].astype(float).tolist(),
-                          "index": index_info(kept["index"])}
-        config["notes"] = kept["notes"]
-    return _finish(Run(model, pipe, config, history.records, data=kept), out, world.main)
+    config.update(KINDS[prep.kind].describe(prep.pipe, prep.data))
+    return config
 
 
-def _finish(run: Run, out: str | Path | None, main: bool = True) -> Run:
-    """Evaluate, and save into the run folder when there is one (rank 0 only, under DDP)."""
-    if not main:
-        return run
+def _finish(run: Run, out: str | Path | None) -> Run:
+    """Evaluate; with a run folder, save there, then diagnose, plot and report into it."""
     run.evaluate()
     if out is not None:
-        run.save(out)
+        run.save(out, plots=False)
+        analyse(run, out)
         checkpoint.finish(out)  # the run folder now holds the final model
     return run
 

@@ -18,6 +18,7 @@ SHAPES = ("window", "next", "seq2one", "continuation")
 SCALERS = ("standard", "minmax", "none")
 TRANSFORMS = ("auto", "diff", "none")
 FILLS = ("ffill", "interpolate", "drop")
+DUPLICATES = ("first", "last", "mean")
 OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -54,6 +55,7 @@ class DataConfig:
     features: list[str] = field(default_factory=list)
     time: str | None = None
     fill: str | None = None
+    duplicates: str | None = None  # rows sharing a time: None refuses; first, last or mean
     window: int | None = None
     horizon: int = 1
     warmup: int = 0
@@ -71,6 +73,8 @@ class DataConfig:
         _choice("transform", self.transform, TRANSFORMS)
         if self.fill is not None:
             _choice("fill", self.fill, FILLS)
+        if self.duplicates is not None:
+            _choice("duplicates", self.duplicates, DUPLICATES)
         _positive("window", self.window, allow_none=True)
         _positive("horizon", self.horizon)
         _positive("warmup", self.warmup, zero=True)

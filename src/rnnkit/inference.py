@@ -11,6 +11,7 @@ from collections import deque
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 from torch import nn
 
 from rnnkit.data.pairs import Pairs
@@ -19,9 +20,11 @@ from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
 from rnnkit.models.cells import LoopRNN
 
+BATCH = 4096  # windows per model call
+
 
 @torch.inference_mode()
-def model_outputs(model: nn.Module, pairs: Pairs, batch: int = 4096) -> np.ndarray:
+def model_outputs(model: nn.Module, pairs: Pairs, batch: int = BATCH) -> np.ndarray:
     """Raw (scaled) model outputs for every pair, batched: (N, H, O) or (N, T, O)."""
     model.eval()
     outs = []
@@ -37,11 +40,8 @@ def model_outputs(model: nn.Module, pairs: Pairs, batch: int = 4096) -> np.ndarr
 def series_forecasts(model: nn.Module, pipe: SeriesPipeline, values: np.ndarray,
                      origins: np.ndarray) -> np.ndarray:
     """Forecasts (N, H, O) in original units of rows origin+1..origin+H, one per origin."""
-    pairs = pipe.pairs(pipe.tensor(values), origins)
-    pred = model_outputs(model, pairs)
-    if pipe.shape == "next":
-        pred = pred[:, -1:, :]  # the last step (primed on the whole window) predicts origin + 1
-    return pipe.to_levels(pred, values, origins)
+    pairs = pipe.windows(pipe.tensor(values), origins)
+    return pipe.forecast_units(model_outputs(model, pairs), values, origins)
 
 
 def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
@@ -53,26 +53,69 @@ def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
             f"forecast past the end needs future values of the features {pipe.features}, which "
             "are not known; use predict with a table that has them."
         )
+    o = len(pipe.targets)
+    # float32 like the pipeline's working rows (read like its table), so a forecast from the
+    # data's last row equals the prediction at that origin
+    return rolling_forecast(model, np.asarray(history)[None], steps, window=pipe.window,
+                            diff=pipe.diff, shift=np.asarray(pipe.scaler.shift[:o]),
+                            scale=np.asarray(pipe.scaler.scale[:o]),
+                            last_step=pipe.shape == "next", read_as=np.float32)[0]
+
+
+@torch.inference_mode()
+def rolling_forecast(model: nn.Module, history: np.ndarray, steps: int, *, window: int,
+                     diff: bool, shift: np.ndarray, scale: np.ndarray, last_step: bool = False,
+                     read_as: DTypeLike = np.float64, batch: int = BATCH) -> np.ndarray:
+    """Continue S series ``steps`` rows past the end of ``history`` (S, rows, O), all series in
+    one batch (of at most ``batch`` rows per model call) per round: each round forecasts from
+    the last ``window`` working rows, appends the forecast and repeats. Returns (S, steps, O)
+    in original units.
+
+    Args:
+        window: rows the model sees; ``history`` needs ``window + diff`` rows at least.
+        diff: the model works on changes ``y[t] - y[t-1]``; forecasts are integrated back from
+            each series' last level.
+        shift, scale: the targets' scaling, ``x_scaled = (x - shift) / scale``: (O,) shared by
+            every series or (S, O) per series.
+        last_step: the model predicts per step (shape ``next``); only its last output, the row
+            after the window, is a forecast.
+        read_as: dtype the rows are read in before differencing and scaling (float32 for a
+            series pipeline, whose working rows are float32).
+    """
+    need = window + int(diff)
     if steps < 1:
         raise DataError(f"steps={steps} must be at least 1.")
-    need = pipe.window + int(pipe.diff)
-    if len(history) < need:
-        raise DataError(f"forecast needs at least {need} past values, got {len(history)}.")
-    hist = np.asarray(history, dtype=np.float64)[-need:]
+    if history.shape[1] < need:
+        raise DataError(f"forecast needs at least {need} past values, got {history.shape[1]}.")
+    model.eval()
+    shift = np.expand_dims(np.asarray(shift, dtype=np.float64), -2)  # (S, 1, O) or (1, O)
+    scale = np.expand_dims(np.asarray(scale, dtype=np.float64), -2)
+    hist = history[:, -need:].astype(np.float64)  # (S, need, O)
     out: list[np.ndarray] = []
-    while len(out) < steps:
-        padded = np.vstack([hist, np.zeros((pipe.horizon, hist.shape[1]))])
-        pred = series_forecasts(model, pipe, padded, np.array([len(hist) - 1]))[0]  # (H, O)
-        out.extend(pred)
-        hist = np.vstack([hist, pred])[-need:]
-    return np.asarray(out[:steps])
+    done = 0
+    while done < steps:
+        rows = hist[:, -need:].astype(read_as)
+        x = np.diff(rows, axis=1) if diff else rows  # (S, W, O)
+        x = ((x.astype(np.float64) - shift) / scale).astype(np.float32)
+        xt = torch.from_numpy(x)
+        raw = np.concatenate([model(xt[s : s + batch])[0].numpy()
+                              for s in range(0, len(xt), batch)])  # (S, H, O) or (S, W, O)
+        if last_step:
+            raw = raw[:, -1:]
+        pred = raw.astype(np.float64) * scale + shift
+        if diff:
+            pred = hist[:, -1:, :] + np.cumsum(pred, axis=1)
+        out.append(pred)
+        hist = np.concatenate([hist, pred], axis=1)[:, -need:]
+        done += pred.shape[1]
+    return np.concatenate(out, axis=1)[:, :steps]
 
 
 @torch.inference_mode()
 def sequence_outputs(model: nn.Module, pipe: SequencePipeline, seqs: list[np.ndarray]
                      ) -> np.ndarray:
     """seq2one: one prediction (N, O) per sequence; next: per-step predictions (N, T, O)."""
-    pairs = pipe.pairs(seqs, None, np.arange(len(seqs)))
+    pairs = pipe.padded(seqs, None, np.arange(len(seqs)))
     if pipe.shape == "next":
         # next_step_pairs drops the last step as an input; predict on every real step instead
         x = torch.zeros(len(seqs), max(len(s) for s in seqs), pipe.n_features)

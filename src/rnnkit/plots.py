@@ -320,47 +320,63 @@ def save_run_plots(run: Any, folder: Path) -> list[Path]:
     if run.history:
         out.append(loss_curves(run.history, folder / "loss.png", training.get("best_epoch"),
                                training.get("stop_reason")))
-    ev = getattr(run, "_last_eval", None)
+    if run.kind == "panel":
+        if run.data is not None:
+            from rnnkit.kinds.panel import plot_series
+
+            out.append(panel_series(plot_series(run), folder / "panel_series.png"))
+        return out
+    ev = run.evaluation
     if ev is None:
         return out
-    pipe = run.pipeline
-    if run.is_series:
-        name = pipe.targets[0]
-        values, index = ev["values"], ev["index"]
-        bounds = pipe.bounds(len(values))
-        out.append(series_predictions(index, values, ev["origins"], ev["pred"], ev["baselines"],
-                                      bounds, name, folder / "predictions.png", ev["truth"]))
-        out.append(series_residuals(index, ev["origins"], ev["pred"], ev["truth"],
-                                    ev["baselines"], name, folder / "residuals.png"))
-        if not pipe.features:
-            steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
-            fc = run.forecast(steps)
-            base, base_name = None, ""
-            if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
-                season = values[-pipe.period :, 0]
-                base, base_name = np.resize(season, steps), "seasonal naive"
-            out.append(forecast(index, values, fc.index, fc.to_numpy(), name,
-                                folder / "forecast.png", bounds, base, base_name))
-    elif pipe.shape == "seq2one":
-        mean = ev["baselines"].get("mean")
-        out.append(scatter(ev["truth"], ev["pred"], folder / "predictions.png",
+    if run.kind == "series":
+        out += _series_plots(run, ev, folder)
+    elif run.pipeline.shape == "seq2one":
+        mean = ev.baselines.get("mean")
+        out.append(scatter(ev.truth, ev.pred, folder / "predictions.png",
                            "Held-out sequences: predicted vs true",
                            None if mean is None else float(np.mean(mean))))
-        out.append(sequence_residuals(ev["truth"], ev["pred"], ev["baselines"],
-                                      folder / "residuals.png"))
+        out.append(sequence_residuals(ev.truth, ev.pred, ev.baselines, folder / "residuals.png"))
     else:
-        truth, pred = ev["truth"], ev["pred"]
-        out.append(sequence_residuals(truth, pred, ev["baselines"], folder / "residuals.png"))
-        seqs = run._data["seqs"] if run._data else None
-        if seqs is not None:
-            parts = pipe.split_indices(len(seqs))
-            idx = parts["test"] if len(parts["test"]) else parts["val"]
-            p = seqs[0].shape[0] - truth.shape[1]
-            prompt = np.stack([seqs[i][:p] for i in idx[: len(truth)]])
-            mean = ev["baselines"].get("mean")
-            out.append(continuations(truth, pred, prompt, folder / "continuations.png",
-                                     mean=None if mean is None else mean[0]))
+        out += _continuation_plots(run, ev, folder)
     out += _priming_plot(run, folder)
+    return out
+
+
+def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
+    """Held-out forecasts, their residuals and a forecast past the end."""
+    pipe, name = run.pipeline, run.pipeline.targets[0]
+    values, index = ev.data.data.values, ev.data.data.index
+    bounds = pipe.bounds(len(values))
+    out = [series_predictions(index, values, ev.origins, ev.pred, ev.baselines, bounds, name,
+                              folder / "predictions.png", ev.truth),
+           series_residuals(index, ev.origins, ev.pred, ev.truth, ev.baselines, name,
+                            folder / "residuals.png")]
+    if not pipe.features:
+        steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
+        fc = run.forecast(steps)
+        base, base_name = None, ""
+        if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
+            season = values[-pipe.period :, 0]
+            base, base_name = np.resize(season, steps), "seasonal naive"
+        out.append(forecast(index, values, fc.index, fc.to_numpy(), name,
+                            folder / "forecast.png", bounds, base, base_name))
+    return out
+
+
+def _continuation_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
+    """Residuals per step and a few held-out continuations next to their prompts."""
+    truth, pred = ev.truth, ev.pred
+    out = [sequence_residuals(truth, pred, ev.baselines, folder / "residuals.png")]
+    if run.data is not None:
+        seqs = run.data.data.seqs
+        parts = run.pipeline.split_indices(len(seqs))
+        idx = parts["test"] if len(parts["test"]) else parts["val"]
+        p = seqs[0].shape[0] - truth.shape[1]
+        prompt = np.stack([seqs[i][:p] for i in idx[: len(truth)]])
+        mean = ev.baselines.get("mean")
+        out.append(continuations(truth, pred, prompt, folder / "continuations.png",
+                                 mean=None if mean is None else mean[0]))
     return out
 
 

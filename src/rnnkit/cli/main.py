@@ -134,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from rnnkit import demos
 
         run = demos.reattach(run)
-    metrics = run.evaluate(data) if data is not None or run._data is not None else run.metrics
+    metrics = run.evaluate(data) if data is not None or run.data is not None else run.metrics
     text = run.table() if metrics else "no metrics stored for this run"
     if args.backtest is not None:
         from rnnkit.evaluate.backtest import backtest, format_backtest
@@ -151,6 +151,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from rnnkit.evaluate import doctor
 
     run = rnnkit.load(args.run)
+    if args.data is None and run.config.get("source", {}).get("kind") == "demo":
+        from rnnkit import demos
+
+        run = demos.reattach(run)  # a demo's data is regenerated from its seed
     findings = run.diagnose(args.data, control=not args.no_control)
     _emit(args, {"run": args.run, "findings": [f.to_json() for f in findings]},
           doctor.format_findings(findings))

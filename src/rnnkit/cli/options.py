@@ -59,6 +59,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="drop the linear path beside the recurrent one")
     g.add_argument("--fill", choices=["ffill", "interpolate", "drop"], default=None,
                    help="how to fill missing values (default: refuse them)")
+    g.add_argument("--duplicates", choices=["first", "last", "mean"], default=None,
+                   help="how to combine rows with the same time (default: refuse them; "
+                   "see docs/dates.md)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -93,7 +96,7 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
-    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "checkpoint_every",
+    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "checkpoint_every",
                                        "keep_checkpoints", "id", "skip_short"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):

@@ -2,30 +2,24 @@
 
 Forecasts extend the data's own index, so the rules that describe an index (``index_info``,
 ``time_info``) and the ones that continue it (``extend_index``, ``future_times``) live together.
+The frequency itself is inferred by ``timeline.frequency``, the rule the reader checks gaps
+against: a trading-day series (weekdays, holidays missing) continues on weekdays.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.timeline import frequency, infer_freq
 
-def infer_freq(index: pd.DatetimeIndex) -> str | None:
-    """``pd.infer_freq`` as a string on every pandas version. pandas 3 warns that it will return
-    an offset object instead (a DeprecationWarning, an error under our test settings); we want
-    the string for config.json either way, so silence that warning and take ``freqstr``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        freq = pd.infer_freq(index)
-    return getattr(freq, "freqstr", freq)
+__all__ = ["extend_index", "future_times", "index_info", "infer_freq", "time_info"]
 
 
 def index_info(index: pd.Index) -> dict:
     """How to extend ``index`` past its end (for forecasts)."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
-        freq = infer_freq(index) if len(index) >= 3 else None
+        freq = frequency(index).freq  # business days too: forecasts continue on trading days
         step = None if freq else str(pd.Series(index).diff().median())
         return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "step": step,
                 "name": index.name}
@@ -55,7 +49,7 @@ def time_info(times: np.ndarray | None, offsets: np.ndarray) -> dict:
     i = int(np.argmax(np.diff(offsets)))
     t = times[offsets[i] : offsets[i + 1]]
     if times.dtype.kind == "M":
-        freq = infer_freq(pd.DatetimeIndex(t)) if len(t) >= 3 else None
+        freq = frequency(pd.DatetimeIndex(t)).freq
         step = str(pd.Series(t).diff().median()) if len(t) >= 2 else "1D"
         return {"kind": "datetime", "freq": freq, "step": step}
     step = int(np.median(np.diff(t))) if len(t) >= 2 else 1

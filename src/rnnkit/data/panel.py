@@ -18,11 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.panel_time import (
+    CHUNK,
+    PANEL_FILLS,
+    Identity,
+    Rows,
+    in_order,
+    on_frequency,
+    one_row_per_time,
+    row_at,
+)
 from rnnkit.data.validate import parse_dates, row_list, show, sniff
 from rnnkit.errors import DataError, did_you_mean
 
 ID, TIME, TARGET = "unique_id", "ds", "y"
-PANEL_FILLS = ("ffill", "drop")
 SNIFF_LINES = 100  # lines the delimiter is guessed from
 
 
@@ -131,22 +140,11 @@ def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
     return frame, display, 1
 
 
-class _Identity:
-    """Row numbers of a table that needed no sorting: row i is row i (no 8-byte-per-row array)."""
-
-    def __getitem__(self, i: object) -> object:
-        return i
-
-
 def _pick(names: list[str], name: str, role: str, source: str) -> str:
     if name in names:
         return name
     raise DataError(f"{source}: column '{name}' not found; available: [{', '.join(names)}]"
                     f"{did_you_mean(name, names) or '.'} Pass one of these names as --{role}.")
-
-
-def _where(source: str, header: int, i: int) -> str:
-    return f"row {i + 1}" + (f" (line {i + 1 + header})" if header > 0 else "")
 
 
 def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
@@ -162,13 +160,10 @@ def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.nda
     bad = np.flatnonzero(np.isnan(num) & col.notna().to_numpy())
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{source}: column '{name}' {_where(source, header, i)} has "
+        raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} has "
                         f"{show(col.iloc[i])}, which is not a number; fix the cell (or choose "
                         "another --target).")
     return num
-
-
-CHUNK = 1 << 20
 
 
 def _finite32(col: np.ndarray, name: str, source: str, header: int) -> np.ndarray:
@@ -182,31 +177,9 @@ def _finite32(col: np.ndarray, name: str, source: str, header: int) -> np.ndarra
             what = (f"is {col[i]}; infinity cannot be learned" if np.isinf(col[i]) else
                     f"has {col[i]:g}, beyond the float32 range rnnkit trains in; rescale the "
                     "column (e.g. to thousands)")
-            raise DataError(f"{source}: column '{name}' {_where(source, header, i)} {what}. "
+            raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} {what}. "
                             "Fix the cell.")
     return col
-
-
-def _grouped(codes: np.ndarray, times: np.ndarray) -> bool:
-    """Whether rows are already grouped by series code and strictly increasing in time within
-    each (checked in chunks: no full-length temporaries)."""
-    for a in range(0, len(codes) - 1, CHUNK):
-        c = codes[a : a + CHUNK + 1]
-        t = times[a : a + CHUNK + 1]
-        step = np.diff(c)
-        if (step < 0).any() or not (t[1:][step == 0] > t[:-1][step == 0]).all():
-            return False
-    return True
-
-
-def _first_repeat(codes: np.ndarray, times: np.ndarray) -> int:
-    """First row whose (series, time) equals the next row's, or -1 (rows grouped and sorted)."""
-    for a in range(0, len(codes) - 1, CHUNK):
-        c, t = codes[a : a + CHUNK + 1], times[a : a + CHUNK + 1]
-        same = np.flatnonzero((c[1:] == c[:-1]) & (t[1:] == t[:-1]))
-        if len(same):
-            return a + int(same[0])
-    return -1
 
 
 def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
@@ -214,7 +187,7 @@ def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarr
     col = frame[name]
     if col.isna().any():
         i = int(np.flatnonzero(col.isna().to_numpy())[0])
-        raise DataError(f"{source}: time column '{name}' {_where(source, header, i)} is empty; "
+        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} is empty; "
                         "every row needs its time.")
     if pd.api.types.is_integer_dtype(col.dtype):
         return col.to_numpy(dtype=np.int64)
@@ -227,7 +200,7 @@ def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarr
     parsed, bad = parse_dates(np.asarray(uniques, dtype=object))
     if parsed is None:
         i = int(np.flatnonzero(codes == bad)[0])
-        raise DataError(f"{source}: time column '{name}' {_where(source, header, i)} has "
+        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} has "
                         f"{show(col.iloc[i])}, which is not a date or a whole number; fix the "
                         "cell or pass another --time column.")
     return parsed.to_numpy(dtype="datetime64[ns]")[codes]
@@ -235,17 +208,44 @@ def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarr
 
 def read_panel(source: object, id_column: str | None = None, time: str | None = None,
                target: str | Sequence[str] | None = None,
-               features: str | Sequence[str] | None = None, fill: str | None = None) -> Panel:
+               features: str | Sequence[str] | None = None, fill: str | None = None,
+               duplicates: str | None = None) -> Panel:
     """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
 
     Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
     series) and ``y`` (when present; else the only other numeric column). ``fill``: None
-    (missing values are an error), ``ffill`` (within each series) or ``drop``.
+    (missing values are an error), ``ffill`` (within each series) or ``drop``. The time rules of
+    docs/dates.md hold per series: rows are sorted, a repeated (series, time) is refused unless
+    ``duplicates`` is ``first``, ``last`` or ``mean``, and periods missing from the panel's
+    frequency are missing values (``ffill`` inserts and carries over them; ``drop`` leaves them
+    out).
     """
     frame, src, header = _frame(source)
-    names = list(frame.columns)
     if len(frame) == 0:
         raise DataError(f"{src}: 0 data rows; expected one row per series and time.")
+    id_name, time_name, chosen, n_targets = _columns(frame, src, id_column, time, target,
+                                                     features)
+    codes, uniques = _series_codes(frame[id_name], id_name, src, header)
+    times = (_times(frame, time_name, src, header) if time_name
+             else np.arange(len(frame), dtype=np.int64))
+    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
+    for j, c in enumerate(chosen):
+        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
+    data = Rows(values, codes, times, Identity(), uniques, src, header)
+    notes: list[str] = []
+    in_order(data, notes)
+    one_row_per_time(data, duplicates, notes)
+    if time_name:
+        on_frequency(data, fill, notes)
+    _fill_missing(data, chosen, fill, notes)
+    return _assemble(data, id_name, time_name, chosen, n_targets, notes)
+
+
+def _columns(frame: pd.DataFrame, src: str, id_column: str | None, time: str | None,
+             target: str | Sequence[str] | None, features: str | Sequence[str] | None
+             ) -> tuple[str, str | None, list[str], int]:
+    """``(id, time or None, targets + features, number of targets)``, checked."""
+    names = list(frame.columns)
     id_name = _pick(names, id_column or ID, "id", src)
     time_name = (_pick(names, time, "time", src) if time
                  else TIME if TIME in names and id_name != TIME else None)
@@ -266,77 +266,71 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
     if len(set(chosen)) < len(chosen) or {id_name, time_name} & set(chosen):
         raise DataError(f"{src}: the id, time, target and feature columns must all differ "
                         f"(got id '{id_name}', time '{time_name}', columns {chosen}).")
-    ids = frame[id_name]
+    return id_name, time_name, chosen, len(tgts)
+
+
+def _series_codes(ids: pd.Series, id_name: str, src: str, header: int
+                  ) -> tuple[np.ndarray, pd.Index]:
+    """``(code of every row's series, the ids in order of first appearance)``."""
     if ids.isna().any():
         i = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise DataError(f"{src}: id column '{id_name}' {_where(src, header, i)} is empty; every "
+        raise DataError(f"{src}: id column '{id_name}' {row_at(src, header, i)} is empty; every "
                         "row needs the id of its series.")
     if isinstance(ids.dtype, pd.CategoricalDtype):
         # the codes are already there (no 8-byte-per-row factorize); series keep the
-        # categories' order, unused categories are dropped below
+        # categories' order, unused categories are dropped at assembly
         codes, uniques = ids.array.codes, ids.cat.categories  # a view
         if codes.itemsize < 4:  # int8/int16 codes of few categories: room for the count
             codes = codes.astype(np.int32)
+        return codes, uniques
+    codes, uniques = pd.factorize(ids, sort=False)
+    return codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False), uniques
+
+
+def _fill_missing(data: Rows, chosen: list[str], fill: str | None, notes: list[str]) -> None:
+    """Refuse missing cells, or fill them within their series (``ffill``) or drop their rows."""
+    missing = np.isnan(data.values)
+    if not missing.any():
+        return
+    bad = np.flatnonzero(missing.any(axis=1))
+    if fill is None:
+        c = int(np.flatnonzero(missing[bad[0]])[0])
+        rows = bad if isinstance(data.rows, Identity) else data.rows[bad]
+        raise DataError(f"{data.src}: column '{chosen[c]}' has {len(bad)} missing value(s) "
+                        f"({row_list(np.sort(rows))}); pass --fill ffill (carry the last value "
+                        "forward within its series) or --fill drop.")
+    if fill not in PANEL_FILLS:
+        raise DataError(f"{data.src}: --fill {fill} is not available for panels; use "
+                        f"{' or '.join(PANEL_FILLS)}.")
+    if fill == "ffill":
+        filled = pd.DataFrame(data.values).groupby(data.codes).ffill().to_numpy()
+        still = np.isnan(filled).any(axis=1)
+        if still.any():
+            r = int(np.flatnonzero(still)[0])
+            raise DataError(f"{data.src}: series {data.series(r)} starts with a missing value "
+                            f"({data.where(r)}), which ffill cannot fill; pass --fill drop.")
+        data.values = filled
+        notes.append(f"filled {len(bad)} rows with missing values from the previous row "
+                     "of their series")
     else:
-        codes, uniques = pd.factorize(ids, sort=False)
-        codes = codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False)
-    times = (_times(frame, time_name, src, header) if time_name
-             else np.arange(len(frame), dtype=np.int64))
-    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
-    for j, c in enumerate(chosen):
-        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
-    # Most long tables are already grouped by series and sorted by time: then no sort and no
-    # reordered copies (a panel of 50M rows would otherwise hold several of each at once).
-    if _grouped(codes, times):
-        rows = _Identity()  # original row of each sorted row, for messages
-    else:
-        rows = np.lexsort((times, codes))  # by series (first appearance), then time; stable
-        values, codes, times = values[rows], codes[rows], times[rows]
-    j = _first_repeat(codes, times)
-    if j >= 0:
-        a, b = sorted((int(rows[j]), int(rows[j + 1])))
-        when = pd.Timestamp(times[j]) if times.dtype.kind == "M" else times[j]
-        raise DataError(f"{src}: series {uniques[codes[j]]!s} has two rows for time {when}"
-                        f" ({_where(src, header, a)} and {_where(src, header, b)}); keep one "
-                        "row per series and time.")
-    notes: list[str] = []
-    missing = np.isnan(values)
-    if missing.any():
-        bad = np.flatnonzero(missing.any(axis=1))
-        if fill is None:
-            c = int(np.flatnonzero(missing[bad[0]])[0])
-            shown = row_list(np.sort(rows[bad]))
-            raise DataError(f"{src}: column '{chosen[c]}' has {len(bad)} missing value(s) "
-                            f"({shown}); pass --fill ffill (carry the last value forward "
-                            "within its series) or --fill drop.")
-        if fill not in PANEL_FILLS:
-            raise DataError(f"{src}: --fill {fill} is not available for panels; use "
-                            f"{' or '.join(PANEL_FILLS)}.")
-        if fill == "ffill":
-            filled = pd.DataFrame(values).groupby(codes).ffill().to_numpy()
-            still = np.isnan(filled).any(axis=1)
-            if still.any():
-                r = int(np.flatnonzero(still)[0])
-                raise DataError(f"{src}: series {uniques[codes[r]]!s} starts with a missing "
-                                f"value ({_where(src, header, int(rows[r]))}), which ffill cannot "
-                                "fill; pass --fill drop.")
-            values = filled
-            notes.append(f"filled {len(bad)} rows with missing values from the previous row "
-                         "of their series")
-        else:
-            keep = ~missing.any(axis=1)
-            values, codes, times = values[keep], codes[keep], times[keep]
-            notes.append(f"dropped {len(bad)} rows with missing values")
+        data.take(~missing.any(axis=1))
+        notes.append(f"dropped {len(bad)} rows with missing values")
+
+
+def _assemble(data: Rows, id_name: str, time_name: str | None, chosen: list[str],
+              n_targets: int, notes: list[str]) -> Panel:
     # rows are grouped by code now: where each code starts (bincount would first copy the
     # codes to 8 bytes per row)
-    starts = np.searchsorted(codes, np.arange(len(uniques) + 1, dtype=codes.dtype))
+    codes = data.codes
+    starts = np.searchsorted(codes, np.arange(len(data.uniques) + 1, dtype=codes.dtype))
     counts = np.diff(starts)
     present = counts > 0
     offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
-    ids_text = [str(u) for u, p in zip(uniques, present, strict=True) if p]
+    ids_text = [str(u) for u, p in zip(data.uniques, present, strict=True) if p]
     notes.insert(0, f"read {len(ids_text)} series in long format (id '{id_name}'"
-                 + (f", time '{time_name}'" if time_name else "") + f", {len(values)} rows)")
-    out = np.ascontiguousarray(values, dtype=np.float32)
-    return Panel(out, offsets, ids_text, times,
-                 id_name, time_name, [chosen[i] for i in range(len(tgts))],
-                 chosen[len(tgts):], src, notes)
+                 + (f", time '{time_name}'" if time_name else "") + f", {len(data.values)} rows)")
+    out = np.ascontiguousarray(data.values, dtype=np.float32)
+    return Panel(out, offsets, ids_text, data.times, id_name, time_name, chosen[:n_targets],
+                 chosen[n_targets:], data.src, notes)
+
+

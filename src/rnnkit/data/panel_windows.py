@@ -11,19 +11,21 @@ ones of a split, so no window is copied and no per-window array exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from rnnkit.config import DataConfig
+from rnnkit.data.choices import default_window, differenced, wants_diff
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel
+from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.scale import Scaler
 from rnnkit.data.series import origin_span, split_bounds
 from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import ConfigError, DataError
 
-TREND_R2 = 0.5  # as for one series: a linear trend explaining half the variance -> diff
 ANALYSIS_SERIES = 64  # period and trend are read from this many series, evenly spaced
 SHOWN_IDS = 10
 
@@ -32,6 +34,7 @@ SHOWN_IDS = 10
 class PanelPipeline:
     """Window, horizon, transform and per-series scaling of a global model over a panel."""
 
+    kind: ClassVar[str] = "panel"
     targets: list[str]
     features: list[str]
     window: int
@@ -65,40 +68,22 @@ class PanelPipeline:
             r2s.append(trend_strength(y))
             periods.append(detect_period(y))
         r2 = float(np.median(r2s)) if r2s else 0.0
-        diff = cfg.transform == "diff" or (cfg.transform == "auto" and r2 >= TREND_R2)
+        diff = wants_diff(cfg.transform, r2)
         found = [p for p in periods if p]
         period = cfg.period if cfg.period is not None else (
             int(np.bincount(found).argmax()) if found else None)
         window = cfg.window
         if window is None:
             typical = round(float(np.median(lengths)) * cfg.split[0])
-            window = min(max(period or 16, 8), 256)
-            window = max(2, min(window, (typical - cfg.horizon - int(diff)) // 3))
+            window = default_window(period, typical, cfg.horizon, diff)
         return window, diff, period, r2
 
     @classmethod
-    def fit(cls, panel: Panel, cfg: DataConfig, skip_short: bool = False
-            ) -> tuple[PanelPipeline, Panel]:
+    def fit(cls, data: Panel, cfg: DataConfig) -> tuple[PanelPipeline, Panel]:
         """Choose window and transform, drop (or refuse) short series, fit per-series scaling.
         Returns the pipeline and the panel it was fitted on (short series removed)."""
-        window, diff, period, r2 = cls.choose(panel, cfg)
-        need = window + cfg.horizon + int(diff)
-        short = panel.lengths < need
-        if short.any():
-            ids = [panel.ids[i] for i in np.flatnonzero(short)]
-            shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more"
-                                                  if len(ids) > SHOWN_IDS else "")
-            what = (f"{len(ids)} of {len(panel)} series have fewer than {need} rows (window "
-                    f"{window} + horizon {cfg.horizon}{' + 1 for diff' if diff else ''}): "
-                    f"{shown}")
-            if not skip_short:
-                raise DataError(f"{panel.source}: {what}; pass --skip-short to train without "
-                                "them, or a smaller --window.")
-            if short.all():
-                raise DataError(f"{panel.source}: {what}: no series is left; use a smaller "
-                                "--window.")
-            panel = panel.subset(~short)
-            panel.notes.append(f"skipped {what}")
+        window, diff, period, r2 = cls.choose(data, cfg)
+        panel = _without_short(data, window, cfg.horizon, diff, cfg.skip_short)
         pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
                    cfg.scaler, tuple(cfg.split), r2,
                    np.zeros((len(panel), panel.values.shape[1])),
@@ -112,12 +97,12 @@ class PanelPipeline:
         for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
             rows = panel.values[a : a + max(int(n_tr), 2)]
             if diff:  # working rows of this series only: no copy of the whole buffer
-                rows = np.concatenate([np.diff(rows[:, :o], axis=0), rows[1:, o:]], axis=1)
+                rows = differenced(rows, o)
             fitted = Scaler.fit(cfg.scaler, rows)  # the single-series scaler, per series
             pipe.shift[i], pipe.scale[i] = fitted.shift, fitted.scale
         return pipe, panel
 
-    def _working(self, panel: Panel) -> np.ndarray:
+    def working(self, panel: Panel) -> np.ndarray:
         """Rows before scaling: target changes (with diff; 0 at each series' first row) and
         features as they are. float32, one row per data row."""
         work = np.array(panel.values, dtype=np.float32)
@@ -129,7 +114,7 @@ class PanelPipeline:
 
     def tensor(self, panel: Panel) -> torch.Tensor:
         """The scaled working buffer (rows, F), each series by its own statistics."""
-        work = self._working(panel)
+        work = self.working(panel)
         for i, (a, b) in enumerate(zip(panel.offsets[:-1], panel.offsets[1:], strict=True)):
             work[a:b] = (work[a:b] - self.shift[i]) / self.scale[i]
         return torch.from_numpy(work)
@@ -150,7 +135,23 @@ class PanelPipeline:
         lo, stop = self.local_origins(split, np.diff(offsets))
         return Segments(offsets[:-1] + lo - self.window + 1, stop - lo)
 
-    def pairs(self, data: torch.Tensor, index: Segments) -> Pairs:
+    def encode(self, data: Panel) -> Encoded:
+        return Encoded(data, self.tensor(data))
+
+    def pairs(self, encoded: Encoded, split: str) -> Pairs:
+        """Windows of ``split`` of every series (views of the encoded buffer)."""
+        return self.windows(encoded.buffer,
+                            self.segments(check_split(split), encoded.data.offsets))
+
+    def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
+        index = self.segments(split, encoded.data.offsets)
+        series, last = self.origins(index, torch.arange(len(index)))
+        return self.to_levels(outputs, series, last, encoded.data.values)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
+
+    def windows(self, data: torch.Tensor, index: Segments) -> Pairs:
         """Windows named by ``index`` over the scaled buffer ``data`` (views, no copies)."""
         o = len(self.targets)
         w, h = self.window, self.horizon
@@ -184,7 +185,11 @@ class PanelPipeline:
                 "trend_r2": self.trend_r2, "series": len(self.shift)}
 
     @classmethod
-    def from_json(cls, d: dict, shift: np.ndarray, scale: np.ndarray) -> PanelPipeline:
+    def from_json(cls, d: dict, tensors: dict[str, torch.Tensor] | None = None
+                  ) -> PanelPipeline:
+        if tensors is None:
+            raise DataError("a panel pipeline needs its per-series statistics (shift, scale).")
+        shift, scale = tensors["shift"].numpy(), tensors["scale"].numpy()
         if len(shift) != int(d["series"]) or shift.shape != scale.shape:
             raise DataError(f"per-series statistics for {len(shift)} series do not match the "
                             f"{d['series']} the pipeline was fitted on.")
@@ -193,3 +198,24 @@ class PanelPipeline:
                    None if d["period"] is None else int(d["period"]), str(d["scaler"]),
                    tuple(float(s) for s in d["split"]), float(d["trend_r2"]),
                    np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
+
+
+def _without_short(panel: Panel, window: int, horizon: int, diff: bool, skip: bool) -> Panel:
+    """The panel without series too short for one window (with --skip-short), else refused."""
+    need = window + horizon + int(diff)
+    short = panel.lengths < need
+    if not short.any():
+        return panel
+    ids = [panel.ids[i] for i in np.flatnonzero(short)]
+    shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more"
+                                          if len(ids) > SHOWN_IDS else "")
+    what = (f"{len(ids)} of {len(panel)} series have fewer than {need} rows (window "
+            f"{window} + horizon {horizon}{' + 1 for diff' if diff else ''}): {shown}")
+    if not skip:
+        raise DataError(f"{panel.source}: {what}; pass --skip-short to train without them, or "
+                        "a smaller --window.")
+    if short.all():
+        raise DataError(f"{panel.source}: {what}: no series is left; use a smaller --window.")
+    panel = panel.subset(~short)
+    panel.notes.append(f"skipped {what}")
+    return panel

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.timeline import DUPLICATES, Steps, settle, when
 from rnnkit.data.validate import (
     FILLS,
     Origin,
@@ -47,9 +48,10 @@ class Table:
         targets: target column names, in the order the user gave.
         features: feature column names.
         index: ``DatetimeIndex`` when a time column (or a DataFrame's DatetimeIndex) was used,
-            else ``RangeIndex(n_rows)``.
+            else ``RangeIndex(n_rows)``. Times rise strictly (rows were sorted, no time repeats).
         source: display name: the file path as given, ``"<DataFrame>"``, ``"<array>"``, ...
-        notes: sentences about what was done (time column used, values filled, rows dropped).
+        notes: sentences about what was done (time column used, rows sorted, duplicates
+            combined, missing periods inserted, values filled, rows dropped).
     """
 
     values: np.ndarray
@@ -86,6 +88,7 @@ def read_table(
     features: str | Sequence[str] | None = None,
     time: str | None = None,
     fill: str | None = None,
+    duplicates: str | None = None,
 ) -> Table:
     """Read and validate a table of numbers.
 
@@ -102,7 +105,15 @@ def read_table(
             ``month``, ``year``, ``quarter``, ...) or holds non-numeric strings that all parse as
             dates; when that parse fails the rows are just numbered.
         fill: what to do with missing cells in the chosen columns: None (error), ``"ffill"``,
-            ``"interpolate"`` or ``"drop"``. Infinity is never filled.
+            ``"interpolate"`` or ``"drop"``. Infinity is never filled. Missing periods of a
+            regular time index count as missing cells: the table is first put on its frequency
+            (a row per missing period), then filled; ``"drop"`` leaves them out.
+        duplicates: rows with the same time: None (error naming the time and rows),
+            ``"first"``, ``"last"`` or ``"mean"`` (one row per time).
+
+    The time column is the truth (docs/dates.md): rows are sorted by it, a repeated time or a
+    missing period stops the read unless ``duplicates``/``fill`` say what to do, and an index
+    without a regular frequency is noted as irregular.
 
     Booleans are numbers (0/1) only in a boolean-dtype column; a DataFrame's DatetimeIndex is kept
     as the index when no time column is used.
@@ -112,23 +123,20 @@ def read_table(
 
     Raises:
         DataError: the input cannot be used as given (see the message).
-        ConfigError: ``fill`` is not one of the policies above.
+        ConfigError: ``fill`` or ``duplicates`` is not one of the policies above.
 
     Example:
         >>> read_table([1.0, 2.5, 4.0]).values.shape
         (3, 1)
     """
-    if fill is not None and fill not in FILLS:
-        raise ConfigError(
-            f"fill={fill!r} is not supported; expected one of None, 'ffill', 'interpolate', "
-            f"'drop'.{did_you_mean(str(fill), FILLS)}"
-        )
+    _check_policy("fill", fill, FILLS)
+    _check_policy("duplicates", duplicates, DUPLICATES)
     fast = _clean_array(source, target, features, time)
     if fast is not None:
         return fast
     try:
         raw = _load(source)
-        return _select(raw, _as_names(target), _as_names(features), time, fill)
+        return _select(raw, _as_names(target), _as_names(features), time, fill, duplicates)
     except DataError as error:
         message = str(error)
         if message.isprintable():
@@ -136,6 +144,15 @@ def read_table(
         # Names and cells can hold line breaks or control characters; messages stay one line.
         escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
         raise DataError(escaped) from None
+
+
+def _check_policy(name: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ConfigError(
+            f"{name}={value!r} is not supported; expected one of None, {expected}."
+            f"{did_you_mean(str(value), choices)}"
+        )
 
 
 def _as_names(names: str | Sequence[str] | None) -> list[str]:
@@ -147,7 +164,8 @@ def _as_names(names: str | Sequence[str] | None) -> list[str]:
 
 
 def _select(
-    raw: _Raw, targets: list[str], features: list[str], time: str | None, fill: str | None
+    raw: _Raw, targets: list[str], features: list[str], time: str | None, fill: str | None,
+    duplicates: str | None,
 ) -> Table:
     """Choose the time, target and feature columns of ``raw`` and validate their cells."""
     targets = [_resolve(raw, name, "target") for name in targets]
@@ -164,7 +182,13 @@ def _select(
                 f"name each column once."
             )
     matrix = np.column_stack([to_float(raw.columns[n], n, raw.origin) for n in chosen])
-    matrix, kept, fill_notes = apply_fill(matrix, chosen, fill, raw.origin)
+    rows = None
+    if index is not None:
+        steps = Steps(index, matrix, np.arange(len(matrix)), _label(time_column, index))
+        settle(steps, raw.origin, fill, duplicates)
+        index, matrix, rows = steps.index, steps.values, steps.rows
+        notes += steps.notes
+    matrix, kept, fill_notes = apply_fill(matrix, chosen, fill, raw.origin, rows)
     values = np.ascontiguousarray(matrix, dtype=np.float32)  # in range: to_float checked
     if not np.isfinite(values).all():  # guards the contract; the checks above should prevent it
         raise DataError(f"{raw.source}: values are not finite after validation; please report.")
@@ -173,6 +197,13 @@ def _select(
     elif len(kept) < len(index):
         index = index[kept]
     return Table(values, targets, features, index, raw.source, notes + fill_notes)
+
+
+def _label(time_column: str | None, index: pd.DatetimeIndex) -> str:
+    """How messages name the time: its column, or a DataFrame's index by its name."""
+    if time_column is not None:
+        return time_column
+    return "index" if index.name is None else str(index.name)
 
 
 def _resolve(raw: _Raw, name: str, role: str) -> str:
@@ -205,7 +236,7 @@ def _time_index(
                 f"{raw.source}: column '{name}' cannot be both the time column and a "
                 f"target/feature; pass another time= column."
             )
-        index, bad = parse_dates(raw.columns[name])
+        index, bad = parse_dates(raw.columns[name], notes)
         if index is None:
             raise DataError(
                 f"{raw.source}: time column '{name}' {raw.origin.row(bad)} has "
@@ -220,7 +251,7 @@ def _time_index(
     by_name = first.strip().lower() in TIME_NAMES
     if not by_name and not looks_like_dates(cells):
         return None, raw.index
-    index, bad = parse_dates(cells)
+    index, bad = parse_dates(cells, notes)
     if index is None:
         if by_name:
             notes.append(
@@ -228,7 +259,7 @@ def _time_index(
                 f"{show(cells[bad])}, which is not a date; rows are numbered instead"
             )
         return None, raw.index
-    span = " to ".join(str(t).removesuffix(" 00:00:00") for t in (index[0], index[-1]))
+    span = f"{when(index.min())} to {when(index.max())}"
     notes.append(f"used column '{first}' as time index ({span})")
     return first, index.rename(first)
 

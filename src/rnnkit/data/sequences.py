@@ -9,13 +9,14 @@ the training sequences' real steps (padding never counts); seq2one targets have 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from rnnkit.config import DataConfig
 from rnnkit.data.pairs import Pairs, continuation_pairs, next_step_pairs, pad_sequences
+from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.scale import Scaler
 from rnnkit.errors import DataError
 
@@ -87,7 +88,33 @@ def as_targets(targets: Any, n: int) -> np.ndarray:
 
 
 @dataclass
+class SequenceSet:
+    """Independent sequences as the reader returns them: ``seqs`` (each (len_i, F) float64)
+    and, for seq2one, ``targets`` (N, O), one row per sequence."""
+
+    seqs: list[np.ndarray]
+    targets: np.ndarray | None = None
+    source: str = "<sequences>"
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def subset(self, idx: np.ndarray) -> SequenceSet:
+        return SequenceSet([self.seqs[i] for i in idx],
+                           None if self.targets is None else self.targets[idx], self.source)
+
+
+def read_sequences(data: Any, target: Any, shape: str) -> SequenceSet:
+    """The sequences of ``data`` (and their targets for seq2one), checked."""
+    seqs = as_sequences(data)
+    return SequenceSet(seqs, as_targets(target, len(seqs)) if shape == "seq2one" else None)
+
+
+@dataclass
 class SequencePipeline:
+    """Scaling and the pair rule of independent sequences."""
+
+    kind: ClassVar[str] = "sequences"
     shape: str
     n_features: int
     n_outputs: int
@@ -98,9 +125,9 @@ class SequencePipeline:
     split_fracs: tuple[float, float, float]
 
     @classmethod
-    def fit(
-        cls, seqs: list[np.ndarray], targets: np.ndarray | None, cfg: DataConfig
-    ) -> SequencePipeline:
+    def fit(cls, data: SequenceSet, cfg: DataConfig) -> tuple[SequencePipeline, SequenceSet]:
+        """Check the sequences fit the shape; scalers from the training sequences."""
+        seqs, targets = data.seqs, data.targets
         f = seqs[0].shape[1]
         n = len(seqs)
         lengths = {len(s) for s in seqs}
@@ -140,7 +167,7 @@ class SequencePipeline:
         pipe.x_scaler = Scaler.fit(cfg.scaler, np.concatenate([seqs[i] for i in tr]))
         if targets is not None and cfg.shape == "seq2one":
             pipe.y_scaler = Scaler.fit(cfg.scaler, targets[tr])
-        return pipe
+        return pipe, data
 
     def split_indices(self, n: int) -> dict[str, np.ndarray]:
         a, b, _ = self.split_fracs
@@ -148,7 +175,25 @@ class SequencePipeline:
         idx = np.arange(n)
         return {"train": idx[:t1], "val": idx[t1:t2], "test": idx[t2:], "all": idx}
 
-    def pairs(self, seqs: list[np.ndarray], targets: np.ndarray | None, idx: np.ndarray) -> Pairs:
+    def encode(self, data: SequenceSet) -> Encoded:
+        # sequences are padded per split (to that split's longest), so nothing is built here
+        return Encoded(data, None)
+
+    def pairs(self, encoded: Encoded, split: str) -> Pairs:
+        """Padded, scaled pairs of the sequences of ``split``."""
+        data: SequenceSet = encoded.data
+        idx = self.split_indices(len(data))[check_split(split)]
+        pairs = self.padded(data.seqs, data.targets, idx)
+        return pairs if encoded.device.type == "cpu" else pairs.to(encoded.device)
+
+    def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
+        return self.outputs_to_units(outputs)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def padded(self, seqs: list[np.ndarray], targets: np.ndarray | None, idx: np.ndarray
+               ) -> Pairs:
         """Pairs for sequences ``idx`` (scaled)."""
         if len(idx) == 0:
             t = max(len(s) for s in seqs)
@@ -184,7 +229,8 @@ class SequencePipeline:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> SequencePipeline:
+    def from_json(cls, d: dict, tensors: dict[str, torch.Tensor] | None = None
+                  ) -> SequencePipeline:
         return cls(
             str(d["shape"]),
             int(d["n_features"]),

@@ -10,17 +10,20 @@ Scalers are fit on the training rows only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from rnnkit.config import DataConfig
+from rnnkit.data.choices import default_window, differenced, wants_diff
 from rnnkit.data.pairs import Pairs, series_windows
+from rnnkit.data.pipeline import Encoded, check_split
+from rnnkit.data.read import Table
 from rnnkit.data.scale import Scaler
 from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import DataError
 
-TREND_R2 = 0.5  # a linear trend explaining half the variance makes level targets extrapolate
 # Period and trend are read from at most this many training rows (the most recent ones for the
 # period, an even subsample for the trend): enough for any period up to 1000 steps, and the
 # analysis stays a fixed cost on very long series.
@@ -55,6 +58,7 @@ def origin_span(split: str, n: int | np.ndarray, window: int, horizon: int, diff
 class SeriesPipeline:
     """Everything needed to turn rows into pairs and predictions back into original units."""
 
+    kind: ClassVar[str] = "series"
     targets: list[str]
     features: list[str]
     shape: str  # "window" or "next"
@@ -70,30 +74,21 @@ class SeriesPipeline:
 
     # --- building --------------------------------------------------------------------------
     @classmethod
-    def fit(
-        cls,
-        values: np.ndarray,
-        targets: list[str],
-        features: list[str],
-        cfg: DataConfig,
-        source: str = "data",
-    ) -> SeriesPipeline:
+    def fit(cls, data: Table, cfg: DataConfig) -> tuple[SeriesPipeline, Table]:
         """Choose window, transform and period from the training rows, then fit the scaler."""
+        values, o, source = data.values, len(data.targets), data.source
         n = values.shape[0]
-        o = len(targets)
         train_end = round(n * cfg.split[0])
         head = values[max(0, train_end - ANALYSIS_ROWS) : train_end, 0].astype(np.float64)
         stride = max(1, train_end // ANALYSIS_ROWS)
         r2 = (max(trend_strength(values[:train_end:stride, j]) for j in range(o))
               if train_end > 2 else 0.0)
-        diff = cfg.transform == "diff" or (cfg.transform == "auto" and r2 >= TREND_R2)
+        diff = wants_diff(cfg.transform, r2)
         period = cfg.period if cfg.period is not None else detect_period(head)
         shift = int(diff)
         window = cfg.window
         if window is None:
-            window = min(max(period or 16, 8), 256)
-            # leave enough training windows for the fit to mean something
-            window = max(2, min(window, (train_end - cfg.horizon - shift) // 3))
+            window = default_window(period, train_end, cfg.horizon, diff)
         need = window + cfg.horizon + shift
         if n < need:
             raise DataError(
@@ -101,38 +96,25 @@ class SeriesPipeline:
                 f"{' + 1 (diff)' if diff else ''} needs at least {need}; use a smaller --window "
                 "or a longer series."
             )
-        pipe = cls(
-            list(targets),
-            list(features),
-            "next" if cfg.shape == "next" else "window",
-            window,
-            cfg.horizon,
-            min(cfg.warmup, window - 1),
-            diff,
-            period,
-            Scaler("none", [], []),
-            tuple(cfg.split),
-            r2,
-            train_end,
-        )
+        pipe = cls(list(data.targets), list(data.features),
+                   "next" if cfg.shape == "next" else "window", window, cfg.horizon,
+                   min(cfg.warmup, window - 1), diff, period, Scaler("none", [], []),
+                   tuple(cfg.split), r2, train_end)
         if len(pipe.origins("train", n)) == 0:
             raise DataError(
                 f"{source}: the training split ({train_end} of {n} rows) is shorter than window "
                 f"{window} + horizon {cfg.horizon}{' + 1 (diff)' if diff else ''}; use a smaller "
                 "--window or a larger training fraction."
             )
-        work = pipe._working(values)
+        work = pipe.working(values)
         pipe.scaler = Scaler.fit(cfg.scaler, work[: train_end - shift])
-        return pipe
+        return pipe, data
 
-    def _working(self, values: np.ndarray) -> np.ndarray:
+    def working(self, values: np.ndarray) -> np.ndarray:
         """Rows in model space before scaling: target changes (with diff) and features."""
         # float32 like the table: a float64 copy of a long series would double its memory
         v = np.asarray(values, dtype=np.float32)
-        if not self.diff:
-            return v
-        o = len(self.targets)
-        return np.concatenate([np.diff(v[:, :o], axis=0), v[1:, o:]], axis=1)
+        return differenced(v, len(self.targets)) if self.diff else v
 
     # --- origins and pairs -----------------------------------------------------------------
     def bounds(self, n: int) -> tuple[int, int]:
@@ -148,9 +130,33 @@ class SeriesPipeline:
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
         """The scaled working series as one float32 tensor (rows, F); windows are views of it."""
-        return torch.from_numpy(self.scaler.transform(self._working(values)))
+        return torch.from_numpy(self.scaler.transform(self.working(values)))
 
-    def pairs(self, data: torch.Tensor, origins: range | np.ndarray) -> Pairs:
+    def encode(self, data: Table) -> Encoded:
+        return Encoded(data, self.tensor(data.values))
+
+    def pairs(self, encoded: Encoded, split: str) -> Pairs:
+        """Windows of ``split`` over the encoded series (views of its buffer)."""
+        return self.windows(encoded.buffer, self.origins(check_split(split),
+                                                         len(encoded.data.values)))
+
+    def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
+        """Outputs (N, H, O) (or (N, T, O) per step for ``next``) of ``pairs(encoded, split)``
+        -> forecasts of rows origin+1.. in original units."""
+        values = encoded.data.values
+        return self.forecast_units(outputs, values, np.asarray(self.origins(split, len(values))))
+
+    def forecast_units(self, outputs: np.ndarray, values: np.ndarray, origins: np.ndarray
+                       ) -> np.ndarray:
+        """Outputs of the windows ending at ``origins`` of ``values`` in original units."""
+        if self.shape == "next":
+            outputs = outputs[:, -1:, :]  # the last step (primed on the window) predicts o+1
+        return self.to_levels(outputs, values, origins)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def windows(self, data: torch.Tensor, origins: range | np.ndarray) -> Pairs:
         """Pairs for ``origins`` (original row indices) over ``tensor(values)``."""
         o = len(self.targets)
         d = int(self.diff)  # working-row index of each origin is origin - d
@@ -199,7 +205,8 @@ class SeriesPipeline:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> SeriesPipeline:
+    def from_json(cls, d: dict, tensors: dict[str, torch.Tensor] | None = None
+                  ) -> SeriesPipeline:
         return cls(
             list(d["targets"]),
             list(d["features"]),

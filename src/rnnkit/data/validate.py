@@ -252,12 +252,17 @@ def looks_like_dates(cells: np.ndarray) -> bool:
     )
 
 
-def parse_dates(cells: np.ndarray) -> tuple[pd.DatetimeIndex | None, int]:
+def parse_dates(cells: np.ndarray, notes: list[str] | None = None
+                ) -> tuple[pd.DatetimeIndex | None, int]:
     """Parse a column as dates; return ``(index, -1)`` or ``(None, first_bad_row)``.
 
     Four-digit integers are years (``1871`` -> 1871-01-01), ``1959Q1`` is a quarter start, other
     strings go to ``pd.to_datetime`` with the format inferred from the first cell, else ISO 8601
     of any precision. Missing cells and plain numbers that are not years are not dates.
+    Day-first and month-first (``13/01/2020``, ``01/13/2020``) are told apart by the data: a
+    field above 12 is the day. When no cell decides, month-first is read and a sentence is
+    added to ``notes``; when neither order reads every cell, the first cell that fails the
+    order the rest decided is the bad row.
     """
     if cells.dtype.kind == "M":
         return _valid(pd.DatetimeIndex(cells))
@@ -275,6 +280,9 @@ def parse_dates(cells: np.ndarray) -> tuple[pd.DatetimeIndex | None, int]:
         # day first; the format guessed is what we want to know, not the advice
         warnings.simplefilter("ignore")
         guessed = guess_datetime_format(texts[0])
+    swapped = _swap_day_month(guessed)
+    if guessed is not None and swapped is not None:
+        return _day_or_month_first(texts, guessed, swapped, notes)
     if guessed is None and len(texts) > _DATEUTIL_ROWS:
         return _to_datetime(texts, "ISO8601")
     index, bad = _to_datetime(texts, guessed)  # None: dateutil cell by cell
@@ -283,6 +291,34 @@ def parse_dates(cells: np.ndarray) -> tuple[pd.DatetimeIndex | None, int]:
         # because it would read 01/02 month-first and 13/02 day-first in the same column.
         index = _to_datetime(texts, "ISO8601")[0]
     return index, bad
+
+
+def _swap_day_month(fmt: str | None) -> str | None:
+    """``%d/%m/%Y`` for ``%m/%d/%Y`` and back: formats where day and month both come before
+    the year, the ones a cell alone cannot always decide. None for the others (ISO 8601)."""
+    if fmt is None or "%d" not in fmt or "%m" not in fmt:
+        return None
+    year = max(fmt.find("%Y"), fmt.find("%y"))
+    if year < 0 or max(fmt.index("%d"), fmt.index("%m")) > year:
+        return None
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def _day_or_month_first(texts: list[str], fmt: str, other: str, notes: list[str] | None
+                        ) -> tuple[pd.DatetimeIndex | None, int]:
+    """The reading of ``fmt`` or ``other`` (day and month swapped) that parses every cell."""
+    one, bad_one = _to_datetime(texts, fmt)
+    two, bad_two = _to_datetime(texts, other)
+    if one is None or two is None:
+        # the later failure is the cell that contradicts what the earlier cells decided
+        return (one, -1) if one is not None else (two, -1) if two is not None else (
+            None, max(bad_one, bad_two))
+    month_first = (one, fmt) if fmt.index("%m") < fmt.index("%d") else (two, other)
+    if notes is not None and not one.equals(two):
+        notes.append(f"dates such as {show(texts[0])} read month first ({month_first[1]}): no "
+                     f"day above 12 tells day and month apart; write them as YYYY-MM-DD to be "
+                     f"sure")
+    return month_first[0], -1
 
 
 def _date_text(cell: object) -> str:
@@ -312,43 +348,32 @@ def _valid(index: pd.DatetimeIndex) -> tuple[pd.DatetimeIndex | None, int]:
 
 
 def apply_fill(
-    values: np.ndarray, columns: list[str], fill: str | None, origin: Origin
+    values: np.ndarray, columns: list[str], fill: str | None, origin: Origin,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Handle the missing (NaN) cells of a ``(rows, columns)`` matrix by the ``fill`` policy.
 
     ``ffill`` carries the last value forward and drops leading rows with nothing to carry;
     ``interpolate`` is linear in row order, the nearest value covering leading and trailing gaps;
-    ``drop`` removes the rows. Returns ``(values, kept_rows, notes)``: the matrix without NaN, the
-    0-based input rows it keeps, and one sentence per action.
+    ``drop`` removes the rows. ``rows``: the 0-based source row of each matrix row (rows were
+    sorted by time), -1 for a period inserted by the time rules; default: the matrix's own order.
+    Returns ``(values, kept_rows, notes)``: the matrix without NaN, the 0-based matrix rows it
+    keeps, and one sentence per action.
 
     Raises:
         DataError: missing cells with ``fill`` None (rows listed, ``--fill`` suggested), a column
             with no value at all, or no rows left.
     """
     missing = np.isnan(values)
-    rows = np.arange(len(values))
+    order = np.arange(len(values))
+    source = order if rows is None else rows
     holes = [j for j in range(len(columns)) if missing[:, j].any()]
     if not holes:
-        return values, rows, []
+        return values, order, []
     if fill is None:
-        where = np.flatnonzero(missing[:, holes[0]])
-        also = "".join(f"; column '{columns[k]}' too" for k in holes[1:])
-        raise DataError(
-            f"{origin.source}: column '{columns[holes[0]]}' has {where.size} missing value(s) at "
-            f"{row_list(where)}{also}; fill them with --fill ffill|interpolate|drop "
-            f"(fill='ffill'|'interpolate'|'drop') or fix the data."
-        )
+        _refuse_missing(missing, columns, holes, source, origin)
     if fill == "drop":
-        keep = ~missing.any(axis=1)
-        if not keep.any():
-            raise DataError(
-                f"{origin.source}: no data rows left after dropping missing values (all "
-                f"{len(values)} rows miss a value); fix the data or use --fill ffill|interpolate."
-            )
-        named = ", ".join(f"'{columns[j]}'" for j in holes)
-        dropped = np.flatnonzero(~keep)
-        note = f"dropped {dropped.size} rows with missing values in column(s) {named}"
-        return values[keep], rows[keep], [f"{note} ({row_list(dropped)})"]
+        return _drop_missing(values, missing, columns, holes, source, origin)
     for j in holes:
         if missing[:, j].all():
             raise DataError(
@@ -358,24 +383,63 @@ def apply_fill(
     # Forward fill has nothing to carry before a column's first value: those rows are dropped.
     start = max(int(np.argmin(missing[:, j])) for j in holes) if fill == "ffill" else 0
     values = values.copy()
-    notes: list[str] = []
-    for j in holes:
-        gaps = np.flatnonzero(missing[start:, j]) + start
-        present = np.flatnonzero(~missing[:, j])
-        if fill == "interpolate":
-            values[gaps, j] = np.interp(gaps, present, values[present, j])
-        else:
-            last = np.maximum.accumulate(np.where(missing[:, j], -1, rows))
-            values[gaps, j] = values[last[gaps], j]
-        if gaps.size:
-            how = "linear interpolation" if fill == "interpolate" else "forward fill"
-            notes.append(
-                f"filled {gaps.size} missing values in column '{columns[j]}' by {how} "
-                f"({row_list(gaps)})"
-            )
+    notes = [_fill_column(values, missing, j, columns[j], start, fill, source) for j in holes]
     if start:
         notes.append(
-            f"dropped the first {start} rows ({row_list(range(start))}): there was no earlier "
-            f"value to carry forward"
+            f"dropped the first {start} rows ({_source_rows(source[:start])}): there was no "
+            f"earlier value to carry forward"
         )
-    return values[start:], rows[start:], notes
+    return values[start:], order[start:], [note for note in notes if note]
+
+
+def _source_rows(rows: np.ndarray) -> str:
+    """``"rows 3, 7"`` for the source rows, ``"30 inserted periods; row 7"`` with -1s."""
+    inserted = int((rows < 0).sum())
+    real = np.sort(rows[rows >= 0])
+    listed = row_list(real) if real.size else ""
+    if not inserted:
+        return listed
+    return f"{inserted} inserted periods" + (f"; {listed}" if listed else "")
+
+
+def _refuse_missing(missing: np.ndarray, columns: list[str], holes: list[int],
+                    source: np.ndarray, origin: Origin) -> None:
+    where = np.sort(source[np.flatnonzero(missing[:, holes[0]])])
+    also = "".join(f"; column '{columns[k]}' too" for k in holes[1:])
+    raise DataError(
+        f"{origin.source}: column '{columns[holes[0]]}' has {where.size} missing value(s) at "
+        f"{row_list(where)}{also}; fill them with --fill ffill|interpolate|drop "
+        f"(fill='ffill'|'interpolate'|'drop') or fix the data."
+    )
+
+
+def _drop_missing(values: np.ndarray, missing: np.ndarray, columns: list[str],
+                  holes: list[int], source: np.ndarray, origin: Origin
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    keep = ~missing.any(axis=1)
+    if not keep.any():
+        raise DataError(
+            f"{origin.source}: no data rows left after dropping missing values (all "
+            f"{len(values)} rows miss a value); fix the data or use --fill ffill|interpolate."
+        )
+    named = ", ".join(f"'{columns[j]}'" for j in holes)
+    dropped = source[~keep]
+    note = f"dropped {dropped.size} rows with missing values in column(s) {named}"
+    return values[keep], np.flatnonzero(keep), [f"{note} ({_source_rows(dropped)})"]
+
+
+def _fill_column(values: np.ndarray, missing: np.ndarray, j: int, column: str, start: int,
+                 fill: str, source: np.ndarray) -> str:
+    """Fill column ``j`` of ``values`` in place from row ``start`` on; return the note."""
+    gaps = np.flatnonzero(missing[start:, j]) + start
+    present = np.flatnonzero(~missing[:, j])
+    if fill == "interpolate":
+        values[gaps, j] = np.interp(gaps, present, values[present, j])
+    else:
+        last = np.maximum.accumulate(np.where(missing[:, j], -1, np.arange(len(values))))
+        values[gaps, j] = values[last[gaps], j]
+    if not gaps.size:
+        return ""
+    how = "linear interpolation" if fill == "interpolate" else "forward fill"
+    return (f"filled {gaps.size} missing values in column '{column}' by {how} "
+            f"({_source_rows(source[gaps])})")

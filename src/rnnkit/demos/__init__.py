@@ -35,6 +35,7 @@ def reattach(run: Any) -> Any:
 
     name = run.config.get("source", {}).get("name")
     module = {"sine": sine, "adder": adder, "seeded": seeded, "sunspots": sunspots}.get(name)
-    if module is not None:
-        run._data = module.data_for(run)
+    if module is not None and run.data is None:
+        run.data = run.pipeline.encode(module.data_for(run))
     return run
+

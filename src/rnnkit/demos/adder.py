@@ -27,9 +27,9 @@ def make(n: int, rng: np.random.Generator, scale: float = 1.0) -> tuple[list, np
 
 def data_for(run: Any) -> dict:
     seqs, y = make(N, np.random.default_rng(SEED))
-    from rnnkit.data.sequences import as_sequences, as_targets
+    from rnnkit.data.sequences import SequenceSet, as_sequences, as_targets
 
-    return {"seqs": as_sequences(seqs), "targets": as_targets(y, len(seqs))}
+    return SequenceSet(as_sequences(seqs), as_targets(y, len(seqs)))
 
 
 def tanh_explanation(fit: Any, doubled_truth: np.ndarray) -> tuple[dict, str]:
@@ -63,6 +63,7 @@ def tanh_explanation(fit: Any, doubled_truth: np.ndarray) -> tuple[dict, str]:
 def run(folder: Path, **overrides: Any) -> dict:
     import rnnkit
     from rnnkit import plots
+    from rnnkit.analysis import analyse
 
     rng = np.random.default_rng(SEED)
     seqs, y = make(N, rng)
@@ -94,5 +95,6 @@ def run(folder: Path, **overrides: Any) -> dict:
     folder.mkdir(parents=True, exist_ok=True)  # the demo's plot first: the report embeds it
     plots.scatter(dy, dpred, folder / "doubled_test.png",
                   f"Doubled test set ({extras['activation']}): predicted vs true sum")
-    fit.save(folder)
+    fit.save(folder, plots=False)
+    analyse(fit, folder)  # diagnosis, plots and report, after the figures above
     return {"run": fit, "metrics": metrics, "text": fit.table() + "\n\n" + "\n".join(lines)}

@@ -38,16 +38,17 @@ def _all(shuffled: bool = False) -> np.ndarray:
 
 
 def data_for(run: Any) -> dict:
-    from rnnkit.data.sequences import as_sequences
+    from rnnkit.data.sequences import SequenceSet, as_sequences
 
     shuffled = bool(run.config.get("source", {}).get("shuffled"))
-    return {"seqs": as_sequences(_all(shuffled)), "targets": None}
+    return SequenceSet(as_sequences(_all(shuffled)))
 
 
 def run(folder: Path, shuffle_targets: bool = False, **overrides: Any) -> dict:
     """shuffle_targets: pair every prompt with another sequence's continuation (the founding
     bug of a batching helper that ignored its arguments); the doctor must catch it."""
     import rnnkit
+    from rnnkit.analysis import analyse
 
     data = _all(shuffle_targets)
     total = len(data)
@@ -66,7 +67,8 @@ def run(folder: Path, shuffle_targets: bool = False, **overrides: Any) -> dict:
     }
     fit.extras = extras
     metrics = fit.evaluate()
-    fit.save(folder)
+    fit.save(folder, plots=False)
+    analyse(fit, folder)  # diagnosis, plots and report, after the figures above
     text = "\n".join([
         fit.table(), "",
         f"validation MSE of the 5 generated values: {extras['val_mse_generated']:.3g} "

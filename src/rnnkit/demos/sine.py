@@ -24,16 +24,16 @@ def series(start: int, n: int) -> np.ndarray:
     return np.sin(DT * np.arange(start, start + n))
 
 
-def data_for(run: Any) -> dict:
-    import pandas as pd
+def data_for(run: Any) -> Any:
+    from rnnkit.data.read import read_table
 
-    v = series(0, TRAIN_POINTS)[:, None].astype(np.float32)
-    return {"values": v, "index": pd.RangeIndex(len(v))}
+    return read_table(series(0, TRAIN_POINTS))
 
 
 def run(folder: Path, **overrides: Any) -> dict:
     import rnnkit
     from rnnkit import plots
+    from rnnkit.analysis import analyse
 
     train = series(0, TRAIN_POINTS)
     opts = {**DEFAULTS, **overrides}
@@ -68,7 +68,8 @@ def run(folder: Path, **overrides: Any) -> dict:
     metrics = fit.evaluate()
     folder.mkdir(parents=True, exist_ok=True)  # the demo's plot first: the report embeds it
     plots.priming(truth, primed, unprimed, PRIMING, folder / "priming.png")
-    fit.save(folder)
+    fit.save(folder, plots=False)
+    analyse(fit, folder)  # diagnosis, plots and report, after the figures above
     text = "\n".join([
         fit.table(), "",
         f"on a range twice as long as training, never seen (t = {TRAIN_POINTS * DT:g}.."

@@ -16,20 +16,21 @@ def csv_path() -> Path:
     return Path(str(resources.files("rnnkit") / "datasets" / "sunspots_monthly.csv"))
 
 
-def data_for(run: Any) -> dict:
+def data_for(run: Any) -> Any:
     from rnnkit.data.read import read_table
 
-    t = read_table(csv_path(), target=TARGET)
-    return {"values": t.values, "index": t.index}
+    return read_table(csv_path(), target=TARGET)
 
 
 def run(folder: Path, **overrides: Any) -> dict:
     import rnnkit
+    from rnnkit.analysis import analyse
 
     fit = rnnkit.fit(csv_path(), target=TARGET, **overrides)
     fit.config["source"] = {"kind": "demo", "name": "sunspots", "path": str(csv_path())}
     metrics = fit.metrics
-    fit.save(folder)
+    fit.save(folder, plots=False)
+    analyse(fit, folder)  # diagnosis, plots and report, after the figures above
     s = metrics["split"]
     text = "\n".join([
         f"monthly sunspots, {s['rows']} rows; window {s['window']} (period detected: "

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.evaluate.baselines import forecast_baselines
 from rnnkit.evaluate.metrics import compute_metrics
-from rnnkit.evaluate.report import series_scale, series_truth
+from rnnkit.evaluate.report import series_baselines, series_scale, series_truth
 from rnnkit.inference import forecast_future, series_forecasts
 
 MAX_DEFAULT_STEPS = 24
@@ -80,10 +79,10 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
     k: number of origins (fewer when the split is short). steps: rows forecast from each
     origin (default: the horizon, or one season up to 24 steps).
     """
-    if getattr(run, "is_panel", False):
+    if run.kind == "panel":
         raise ConfigError("backtest applies to single-series runs; a panel run is already "
                           "scored on every series' test rows by rnnkit evaluate.")
-    if not run.is_series:
+    if run.kind != "series":
         raise ConfigError("backtest applies to series runs; a sequence run is already scored "
                           "on whole held-out sequences by rnnkit evaluate.")
     if k < 1:
@@ -94,8 +93,8 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
         raise DataError("backtest needs the run's data: pass it (rnnkit evaluate RUN DATA "
                         "--backtest K).")
     pipe = run.pipeline
-    values = np.asarray(run._data["values"])
-    index = run._data["index"]
+    values = np.asarray(run.data.data.values)
+    index = run.data.data.index
     o = len(pipe.targets)
     steps = default_steps(pipe) if steps is None else int(steps)
     if steps < 1:
@@ -114,11 +113,7 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
                          for a in origins])  # (K, steps, O)
     truth = series_truth(values, origins, steps, o)
     train_end, _ = pipe.bounds(n)
-    per_col = [forecast_baselines(np.asarray(values[:, j], dtype=np.float64), origins, steps,
-                                  train_end, period=pipe.period, ar_order=pipe.window)
-               for j in range(o)]
-    names = [name for name in per_col[0] if all(name in c for c in per_col)]
-    base = {name: np.stack([c[name] for c in per_col], axis=-1) for name in names}
+    base = series_baselines(values, origins, steps, o, train_end, pipe.period, pipe.window)
     scale = series_scale(values, train_end, o)
     per_step: dict[str, list[dict[str, float]]] = {}
     overall: dict[str, dict[str, float]] = {}

@@ -1,4 +1,4 @@
-"""Baselines printed next to every model, pure numpy.
+"""Baselines printed next to every model.
 
 Two interfaces:
 
@@ -8,7 +8,8 @@ Two interfaces:
   (sequence classification/regression), shape ``(n, *S)`` like the targets.
 
 Every fitted quantity (the mean, the AR coefficients) uses only the training part, so changing
-values after ``train_end`` never changes a baseline's parameters.
+values after ``train_end`` never changes a baseline's parameters. The linear AR is fitted by
+the same least-squares routine that starts a model's linear path (``models/least_squares``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rnnkit.data.pairs import series_windows
 from rnnkit.errors import ConfigError, DataError
+from rnnkit.models.least_squares import least_squares
 
-# Ridge strength relative to the mean diagonal of X^T X: small enough not to bias the fit, large
-# enough to keep the normal equations solvable when windows are collinear (constant stretches).
-_RIDGE = 1e-8
-_CHUNK = 65_536  # rows of the design matrix held at once: memory stays flat on long series
+_CHUNK = 65_536  # AR windows held at once: memory stays flat on long series
 
 
 class LinearAR(NamedTuple):
@@ -74,9 +75,9 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) 
     lowered (down to 1) so the least-squares problem stays well-posed; None when even AR(1) has
     too few rows.
 
-    The fit is ridge regression with a tiny penalty (``1e-8`` times the mean diagonal of
-    ``X^T X``) on values centred by the training mean, which keeps it stable on series with a
-    large offset or constant stretches.
+    The fit is :func:`rnnkit.models.least_squares.least_squares`, the same ridge-stabilised
+    least squares (on centred windows, so a large offset or constant stretches stay stable)
+    that starts a model's linear path.
 
     Args:
         series: ``(n,)`` values in original units.
@@ -103,26 +104,49 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) 
     order = min(order, (train_end - horizon - 1) // 3)
     if order < 1:
         return None
+    train = torch.from_numpy(np.ascontiguousarray(values[:train_end]))[:, None]  # (rows, 1)
+    # windows are views of the training part: a long series is never copied window by window
+    pairs = series_windows(train, 1, order, horizon, range(order - 1, train_end - horizon))
+    coef, intercept = least_squares(pairs)  # (p, h), (h,)
+    return LinearAR(coef=coef.numpy(), intercept=intercept.numpy(), order=order)
 
-    train = values[:train_end]
-    centre = float(train.mean())
-    z = train - centre
-    row_origins = np.arange(order - 1, train_end - horizon)
-    xs = sliding_window_view(z, order)  # views: rows are gathered chunk by chunk below
-    ys = sliding_window_view(z, horizon)
-    gram = np.zeros((order + 1, order + 1))
-    cross = np.zeros((order + 1, horizon))
-    for s in range(0, len(row_origins), _CHUNK):
-        rows = row_origins[s : s + _CHUNK]
-        design = np.hstack([xs[rows - order + 1], np.ones((len(rows), 1))])  # (R, p + 1)
-        gram += design.T @ design
-        cross += design.T @ ys[rows + 1]
-    ridge = _RIDGE * max(np.trace(gram) / gram.shape[0], np.finfo(np.float64).tiny)
-    weights = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), cross)  # (p + 1, h)
-    coef = weights[:-1]
-    # Undo the centring: ŷ - c = (x - c) @ coef + b  =>  ŷ = x @ coef + b + c (1 - sum(coef)).
-    intercept = weights[-1] + centre * (1.0 - coef.sum(axis=0))
-    return LinearAR(coef=coef, intercept=intercept, order=order)
+
+def _check_origins(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    starts = np.asarray(origins)
+    if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
+        raise DataError(
+            f"forecast_baselines got origins of shape {starts.shape} and dtype {starts.dtype};"
+            " expected a 1-D integer array. Pass np.asarray(origins, dtype=int)."
+        )
+    if starts.size and (starts.min() < 0 or starts.max() >= values.size):
+        raise DataError(
+            f"forecast_baselines got origins from {starts.min()} to {starts.max()}; expected "
+            f"indices in [0, {values.size - 1}] of the series. Drop origins outside the series."
+        )
+    if horizon < 1:
+        raise ConfigError(f"forecast_baselines got horizon={horizon}; expected >= 1.")
+    return starts
+
+
+def _seasonal_naive(values: np.ndarray, starts: np.ndarray, horizon: int, period: int
+                    ) -> np.ndarray:
+    """Step ``k`` (1-based) predicts ``series[o + k - period * ceil(k / period)]``, the same
+    phase one season back; steps whose index would be negative predict ``series[o]``."""
+    steps = np.arange(1, horizon + 1)
+    back = period * -(-steps // period)  # period * ceil(k / period), integer maths
+    index = starts[:, None] + steps[None, :] - back[None, :]  # (N, horizon)
+    return np.where(index >= 0, values[np.maximum(index, 0)], values[starts][:, None])
+
+
+def _ar_forecasts(values: np.ndarray, starts: np.ndarray, horizon: int, ar: LinearAR
+                  ) -> np.ndarray:
+    """``ar`` applied at every origin; origins with fewer than ``p`` past values repeat
+    ``series[0]`` as padding."""
+    pred = np.empty((starts.size, horizon))
+    for s in range(0, starts.size, _CHUNK):  # (chunk, p) windows at a time
+        window = _windows(values, starts[s : s + _CHUNK], ar.order)
+        pred[s : s + _CHUNK] = window @ ar.coef + ar.intercept
+    return pred
 
 
 def forecast_baselines(
@@ -139,22 +163,15 @@ def forecast_baselines(
         series: ``(n,)`` one univariate series in original units.
         origins: ``(N,)`` ints, the index of the last observed value of each forecast.
         horizon: steps per forecast, >= 1.
-        train_end: values ``series[:train_end]`` are the training part; only they are used to
-            fit the mean and the AR map.
+        train_end: ``series[:train_end]`` is the training part, the only one fitted on.
         period: seasonal period; adds "seasonal naive" when it is >= 2.
         ar_order: past values for the linear AR; adds ``"linear AR(p)"`` (``p`` the order used,
             lowered when the training part is short) when there is enough training data.
 
     Returns:
-        ``{name: (N, horizon) float64}`` with, in order:
-
-        * ``"mean"``: ``mean(series[:train_end])``;
-        * ``"last value"``: ``series[o]`` at every step;
-        * ``"seasonal naive"``: step ``k`` (1-based) predicts
-          ``series[o + k - period * ceil(k / period)]``, the same phase one season back; steps
-          whose index would be negative predict ``series[o]`` instead;
-        * ``"linear AR(p)"``: see :func:`fit_linear_ar`; origins with fewer than ``p`` past
-          values repeat ``series[0]`` as padding.
+        ``{name: (N, horizon) float64}``, in order: ``"mean"`` (of ``series[:train_end]``),
+        ``"last value"`` (``series[o]`` at every step), ``"seasonal naive"``
+        (:func:`_seasonal_naive`), ``"linear AR(p)"`` (:func:`fit_linear_ar`).
 
     Example:
         >>> y = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0])
@@ -163,39 +180,16 @@ def forecast_baselines(
         ([[3.0, 3.0]], [[1.0, 2.0]], [[2.0, 2.0]])
     """
     values = _check_series(series, train_end)
-    starts = np.asarray(origins)
-    if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
-        raise DataError(
-            f"forecast_baselines got origins of shape {starts.shape} and dtype {starts.dtype};"
-            " expected a 1-D integer array. Pass np.asarray(origins, dtype=int)."
-        )
-    if starts.size and (starts.min() < 0 or starts.max() >= values.size):
-        raise DataError(
-            f"forecast_baselines got origins from {starts.min()} to {starts.max()}; expected "
-            f"indices in [0, {values.size - 1}] of the series. Drop origins outside the series."
-        )
-    if horizon < 1:
-        raise ConfigError(f"forecast_baselines got horizon={horizon}; expected >= 1.")
-
-    shape = (starts.size, horizon)
-    last = values[starts]  # (N,)
+    starts = _check_origins(values, origins, horizon)
     out = {
-        "mean": np.full(shape, values[:train_end].mean()),
-        "last value": np.repeat(last[:, None], horizon, axis=1),
+        "mean": np.full((starts.size, horizon), values[:train_end].mean()),
+        "last value": np.repeat(values[starts][:, None], horizon, axis=1),
     }
     if period is not None and period >= 2:
-        steps = np.arange(1, horizon + 1)
-        back = period * -(-steps // period)  # period * ceil(k / period), integer maths
-        index = starts[:, None] + steps[None, :] - back[None, :]  # (N, horizon)
-        out["seasonal naive"] = np.where(index >= 0, values[np.maximum(index, 0)], last[:, None])
-    if ar_order is not None:
-        ar = fit_linear_ar(values, horizon, train_end, ar_order)
-        if ar is not None:
-            pred = np.empty(shape)
-            for s in range(0, starts.size, _CHUNK):  # (chunk, p) windows at a time
-                window = _windows(values, starts[s : s + _CHUNK], ar.order)
-                pred[s : s + _CHUNK] = window @ ar.coef + ar.intercept
-            out[f"linear AR({ar.order})"] = pred
+        out["seasonal naive"] = _seasonal_naive(values, starts, horizon, period)
+    ar = None if ar_order is None else fit_linear_ar(values, horizon, train_end, ar_order)
+    if ar is not None:
+        out[f"linear AR({ar.order})"] = _ar_forecasts(values, starts, horizon, ar)
     return out
 
 

@@ -48,33 +48,21 @@ def attach_data(run: Any, data: Any = None, target: Any = None) -> bool:
     """Give ``run`` its data for the checks that need it; returns whether it has data.
 
     data: the data to diagnose on, treated as the fitted data (same splits). Without it, a run
-    keeps the data it was fitted on; a run loaded from disk re-reads its source file, or
-    regenerates a demo's data.
+    keeps the data it was fitted on, and a run loaded from disk re-reads its source file.
     """
     if data is not None:
-        if run.is_series:
-            values, index = run._table(data)
-            run._data = {"values": values, "index": index, "notes": []}
-        else:
-            if run.pipeline.shape == "seq2one" and target is None:
-                raise DataError("diagnosing a sequence-to-one run on new sequences needs their "
-                                "targets too: pass target=, one value per sequence.")
-            seqs, targets = run._sequences(data, target)
-            run._data = {"seqs": seqs, "targets": targets}
-        run._last_eval = None
-    elif run._data is None:
+        if run.kind == "sequences" and run.pipeline.shape == "seq2one" and target is None:
+            raise DataError("diagnosing a sequence-to-one run on new sequences needs their "
+                            "targets too: pass target=, one value per sequence.")
+        run.attach(data, target)
+    elif run.data is None:
         source = run.config.get("source", {})
-        if source.get("kind") == "demo":
-            from rnnkit import demos
-
-            demos.reattach(run)
-        elif source.get("kind") == "file" and source.get("path"):
+        if source.get("kind") == "file" and source.get("path"):
             try:
-                values, index = run._table(source["path"])
+                run.attach(source["path"])
             except DataError:
                 return False  # moved or changed since the fit: check what needs no data
-            run._data = {"values": values, "index": index, "notes": []}
-    return bool(run._data)
+    return run.data is not None
 
 
 def diagnose(run: Any, data: Any = None, *, target: Any = None, control: bool = True
@@ -84,9 +72,11 @@ def diagnose(run: Any, data: Any = None, *, target: Any = None, control: bool = 
     data: optional data to check against (default: the fitted data, or its source file).
     control: also train the shuffled-target control (a few seconds at most).
     """
+    if run.kind == "panel":
+        return _diagnose_panel(run, data)
     has_data = attach_data(run, data, target)
     stored = run.metrics
-    if has_data and getattr(run, "_last_eval", None) is None:
+    if has_data and run.evaluation is None:
         fresh = run.evaluate()
         # a loaded run's metrics.json may hold problem-specific figures (demos) that a fresh
         # evaluation does not recompute: keep them beside the new scores
@@ -101,8 +91,27 @@ def diagnose(run: Any, data: Any = None, *, target: Any = None, control: bool = 
             "no-data", "info", "the run's data is not at hand, so only its history and stored "
             "metrics were checked.", {}, "pass the data: rnnkit doctor RUN DATA, or "
             "run.diagnose(data)."))
+    return _worst_first(_relate(findings))
+
+
+def _diagnose_panel(run: Any, data: Any) -> list[Finding]:
+    """The checks that apply to a pooled panel: skill against the baselines and the training
+    history (the per-series data checks are for single-series runs)."""
+    if data is not None or run.metrics is None:
+        run.evaluate(data)
+    subject = Subject(run, run.metrics)
+    findings = _worst_first(check_skill(subject) + check_history(subject))
+    if not any(f.code == "no-data" for f in findings):
+        findings.append(Finding(
+            "panel", "info", f"a global model over {len(run.config['panel']['ids'])} series: "
+            "skill and history were checked; the data and state checks look at one series at "
+            "a time.", {}, "fit one series alone to run those checks on it."))
+    return findings
+
+
+def _worst_first(findings: list[Finding]) -> list[Finding]:
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(_relate(findings), key=lambda f: order[f.severity])
+    return sorted(findings, key=lambda f: order[f.severity])
 
 
 def _relate(findings: list[Finding]) -> list[Finding]:

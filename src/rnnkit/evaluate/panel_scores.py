@@ -17,7 +17,7 @@ from rnnkit.data.panel import Panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.evaluate import report
 from rnnkit.evaluate.metrics import mase_scale
-from rnnkit.models.init import least_squares
+from rnnkit.models.least_squares import least_squares
 
 AR_WINDOWS = 500_000  # training windows the pooled AR baseline is fitted on, at most
 BATCH = 4096

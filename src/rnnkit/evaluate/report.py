@@ -34,7 +34,9 @@ def series_truth(values: np.ndarray, origins: np.ndarray, horizon: int, n_target
 
 def series_baselines(values: np.ndarray, origins: np.ndarray, horizon: int, n_targets: int,
                      train_end: int, period: int | None, ar_order: int) -> dict[str, np.ndarray]:
-    """Each baseline's forecasts (N, H, O) at the model's origins, fitted on training rows."""
+    """Each baseline's forecasts (N, H, O) at the model's origins, fitted on training rows:
+    one univariate :func:`forecast_baselines` per target column, stacked on the last axis. The
+    one stacking rule for a series, used by the evaluation and the backtest alike."""
     per_col = [
         forecast_baselines(np.asarray(values[:, j], dtype=np.float64), origins, horizon,
                            train_end, period=period, ar_order=ar_order)

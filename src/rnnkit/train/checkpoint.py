@@ -24,6 +24,7 @@ and its final files are saved, ``checkpoints/`` is removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -31,7 +32,7 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -119,39 +120,86 @@ def publish(folder: Path, snap: Snapshot, keep: int, count: int = 1,
     """Write ``snap`` as ``folder/ckpt-...`` atomically, point LATEST at it, keep the newest
     ``keep``. Refuses (TrainingError) to write non-finite weights or optimizer state.
     ``count`` (saves so far) and ``interrupt`` (saving after a signal) serve the test hooks."""
-    from safetensors.torch import save
+    _refuse_non_finite(snap)
+    name = name_of(snap.key)
+    final = folder / name
+    data, meta = _encode(snap)
+    stage = functools.partial(_test_hook, count=count, interrupt=interrupt)
+    tmp = folder / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        _write_folder(tmp, data, meta, stage)
+        stage("tmp_written")
+        _rename_into_place(tmp, final)
+        stage("renamed")
+        fsync_dir(folder)
+        stage("published")
+        with _naming(final):
+            atomic_write_bytes(folder / LATEST, f"{name}\n".encode())
+        stage("latest")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(folder, keep, stage)
+    return final
 
+
+def _refuse_non_finite(snap: Snapshot) -> None:
     for name, tensor in snap.tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise TrainingError(f"not saving a checkpoint: tensor {name} holds NaN or infinite "
                                 "values; the last good checkpoint is kept as it was.")
-    name = name_of(snap.key)
-    final = folder / name
+
+
+def _encode(snap: Snapshot) -> tuple[bytes, dict]:
+    """The safetensors bytes of ``snap`` and its state.json, which records their size and
+    sha256 (what makes a checkpoint complete)."""
+    from safetensors.torch import save
+
     data = save({k: v.detach().contiguous().cpu() for k, v in snap.tensors.items()},
                 metadata={"format": str(FORMAT)})
     meta = {**snap.meta, "format": FORMAT, "kind": "rnnkit-checkpoint", "rnnkit": __version__,
             "torch": torch.__version__,
             TENSORS: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
-    tmp = folder / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
-    current = tmp
+    return data, meta
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A failed write in the block becomes one line naming ``path`` (StorageError)."""
     try:
+        yield
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+
+
+def _write_folder(tmp: Path, data: bytes, meta: dict, stage: Callable[[str], None]) -> None:
+    """Both files into the new folder ``tmp``, each fsynced, then the folder itself."""
+    with _naming(tmp):
         tmp.mkdir()
-        current = tmp / TENSORS
-        with open(current, "xb") as f:
+    with _naming(tmp / TENSORS):
+        _write_synced(tmp / TENSORS, data, lambda: stage("partial_write"))
+    with _naming(tmp / META):
+        _write_synced(tmp / META, dumps(meta))
+        fsync_dir(tmp)
+
+
+def _write_synced(path: Path, data: bytes, halfway: Callable[[], None] | None = None) -> None:
+    """Write a new file and fsync it; ``halfway`` runs with half of it written (where a test
+    hook kills the process to leave a torn file)."""
+    with open(path, "xb") as f:
+        if halfway is not None:
             f.write(data[: len(data) // 2])
             f.flush()
-            _test_hook("partial_write", count, interrupt)
-            f.write(data[len(data) // 2 :])
-            f.flush()
-            os.fsync(f.fileno())
-        current = tmp / META
-        with open(current, "xb") as f:
-            f.write(dumps(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(tmp)
-        _test_hook("tmp_written", count, interrupt)
-        current = final
+            halfway()
+            data = data[len(data) // 2 :]
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _rename_into_place(tmp: Path, final: Path) -> None:
+    """Rename the written folder to its final name (a complete copy already there stays)."""
+    with _naming(final):
         if final.exists() and _complete(final):
             # This position was saved before (the same state: training is deterministic);
             # keep that copy rather than leave a moment with no checkpoint under its name.
@@ -160,25 +208,18 @@ def publish(folder: Path, snap: Snapshot, keep: int, count: int = 1,
             if final.exists():
                 _remove(final)
             os.rename(tmp, final)
-        _test_hook("renamed", count, interrupt)
-        fsync_dir(folder)
-        _test_hook("published", count, interrupt)
-        atomic_write_bytes(folder / LATEST, f"{name}\n".encode())
-        _test_hook("latest", count, interrupt)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise storage_error(current, exc) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def _prune(folder: Path, keep: int, stage: Callable[[str], None]) -> None:
+    """Remove all but the newest ``keep`` checkpoints, each renamed away first so that a
+    half-deleted folder never looks like a checkpoint."""
     # Pruning is housekeeping: the new checkpoint is published, so a failure here (a full
     # disk cannot fail a rename) must not fail the save; leftovers go at the next start.
     for old in _names(folder)[:-keep]:
         with contextlib.suppress(OSError):
             trash = _set_aside(folder / old, "trash")
-            _test_hook("pruning", count, interrupt)
+            stage("pruning")
             shutil.rmtree(trash, ignore_errors=True)
-    return final
 
 
 def _complete(path: Path) -> bool:

@@ -82,10 +82,9 @@ class Subject:
         self.config: dict = run.config
         self.history: list[dict] = run.history or []
         self.pipeline = run.pipeline
-        data = run._data
-        self.has_data = bool(data) and ("values" in data or "seqs" in data)
+        self.data = run.data  # the run's data in model units (an Encoded), or None
+        self.has_data = self.data is not None
         self._pairs: dict[str, Pairs] = {}
-        self._tensor: torch.Tensor | None = None
 
     # --- facts about the run ------------------------------------------------------------------
     @property
@@ -94,11 +93,12 @@ class Subject:
 
     @property
     def is_series(self) -> bool:
-        return bool(self.run.is_series)
+        return self.run.kind == "series"
 
     @property
-    def last_eval(self) -> dict | None:
-        return getattr(self.run, "_last_eval", None)
+    def evaluation(self) -> Any:
+        """The forecasts behind the metrics (``rnnkit.evaluate.evaluation.Evaluation``)."""
+        return self.run.evaluation
 
     def rmse(self, name: str | None = None) -> float:
         """RMSE of the model (``name`` None) or of a baseline, NaN when unknown."""
@@ -124,13 +124,17 @@ class Subject:
     def series_values(self) -> np.ndarray:
         if not self.has_data or not self.is_series:
             raise DataError("internal: series values asked of a run without series data")
-        return np.asarray(self.run._data["values"])
+        return np.asarray(self.data.data.values)
+
+    def sequences(self) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The sequences and their seq2one targets (None otherwise)."""
+        if not self.has_data or self.is_series:
+            raise DataError("internal: sequences asked of a run without sequences")
+        return self.data.data.seqs, self.data.data.targets
 
     def tensor(self) -> torch.Tensor:
-        """The scaled working series (rows, F), computed once."""
-        if self._tensor is None:
-            self._tensor = self.pipeline.tensor(self.series_values())
-        return self._tensor
+        """The scaled working series (rows, F)."""
+        return self.data.buffer
 
     def targets(self) -> np.ndarray:
         """Every target of the data in model units, (M, O): warm-up and padding dropped."""
@@ -144,13 +148,7 @@ class Subject:
             return self._pairs[split]
         if not self.has_data:
             raise DataError("internal: pairs asked of a run without data")
-        pipe = self.pipeline
-        if self.is_series:
-            pairs = pipe.pairs(self.tensor(), pipe.origins(split, len(self.series_values())))
-        else:
-            seqs, targets = self.run._data["seqs"], self.run._data.get("targets")
-            idx = pipe.split_indices(len(seqs))[split]
-            pairs = pipe.pairs(seqs, targets, idx)
+        pairs = self.pipeline.pairs(self.data, split)
         self._pairs[split] = pairs
         return pairs
 

@@ -23,7 +23,7 @@ import torch
 from rnnkit.config import TrainConfig
 from rnnkit.data.pairs import Pairs
 from rnnkit.evaluate.findings.base import Finding, Subject
-from rnnkit.models.init import prepare
+from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.train import objectives
 from rnnkit.train.loop import History, evaluate_loss, train
@@ -97,7 +97,9 @@ def _train_control(s: Subject, shuffled: Pairs, val_pairs: Pairs, cfg: TrainConf
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = RecurrentNet(s.run.model.cfg)
-        groups = prepare(model, shuffled, cfg.lr)  # the same set-up as the real fit
+        # the same set-up as the real fit
+        started = least_squares_start(model, shuffled)
+        groups = param_groups(model, cfg.lr) if started else None
         history = train(model, shuffled, val_pairs, cfg, objective, None, groups)
     return history, model
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from rnnkit.data.series import TREND_R2
+from rnnkit.data.choices import TREND_R2
 from rnnkit.evaluate.findings.base import Finding, Subject
 
 UNSCALED_MAGNITUDE = 100.0  # values this large saturate tanh/sigmoid units at once
@@ -25,10 +25,9 @@ def _training_values(s: Subject) -> tuple[np.ndarray, np.ndarray] | None:
         train_end, _ = pipe.bounds(len(values))
         part = np.asarray(values[:train_end], dtype=np.float64)
         return part, part[:, : len(pipe.targets)]
-    seqs = s.run._data["seqs"]
+    seqs, targets = s.sequences()
     idx = pipe.split_indices(len(seqs))["train"]
     x = np.concatenate([seqs[i] for i in idx]).astype(np.float64)
-    targets = s.run._data.get("targets")
     y = (np.asarray(targets, dtype=np.float64)[idx] if pipe.shape == "seq2one"
          and targets is not None else x[:, : pipe.n_outputs])
     return x, y

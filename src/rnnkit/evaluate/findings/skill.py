@@ -35,10 +35,10 @@ def prediction_variance_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
 def check_skill(s: Subject) -> list[Finding]:
     out: list[Finding] = []
     ratio = s.skill_ratio()
-    ev = s.last_eval
+    ev = s.evaluation
     var_ratio = float("nan")
-    if ev is not None and "pred" in ev and len(ev["pred"]) >= 2:
-        var_ratio = prediction_variance_ratio(ev["pred"], ev["truth"])
+    if ev is not None and len(ev.pred) >= 2:
+        var_ratio = prediction_variance_ratio(ev.pred, ev.truth)
     flat = math.isfinite(var_ratio) and var_ratio < FLAT_VARIANCE
     useless = math.isfinite(ratio) and ratio >= NO_SKILL_RATIO
     if useless or flat:

@@ -37,7 +37,6 @@ CAPTIONS = {
     "doubled_test.png": "The adder on a doubled test set (values 2..20, sums beyond any seen "
                         "in training): predicted vs true sum.",
 }
-BACKTEST_ORIGINS = 8
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;
@@ -196,24 +195,9 @@ def render(run: Any, folder: Path, backtest: Any = None) -> str:
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-def write_report(run: Any, folder: str | Path) -> Path:
-    """Write ``report.html`` into the run folder (after its plots) and return its path.
-    Series runs with their data get a rolling-origin backtest table and plot too."""
-    from rnnkit.errors import ConfigError, DataError
-
-    folder = Path(folder)
-    bt = None
-    if run.is_series and run._data:
-        from rnnkit import plots
-        from rnnkit.evaluate.backtest import backtest
-
-        try:
-            bt = backtest(run, k=BACKTEST_ORIGINS)
-        except (ConfigError, DataError):
-            bt = None  # too short a split, or features without future values: no backtest
-        if bt is not None:
-            plots.backtest(run._data["index"], run._data["values"], bt, run.pipeline.targets[0],
-                           folder / "backtest.png")
-    path = folder / "report.html"
-    atomic_write_bytes(path, render(run, folder, bt).encode("utf-8"))
+def write_report(run: Any, folder: str | Path, backtest: Any = None) -> Path:
+    """Write ``report.html`` into the run folder (after its plots) and return its path, with
+    the rolling-origin ``backtest`` (``rnnkit.evaluate.backtest.Backtest``) when given."""
+    path = Path(folder) / "report.html"
+    atomic_write_bytes(path, render(run, folder, backtest).encode("utf-8"))
     return path

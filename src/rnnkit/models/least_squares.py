@@ -1,4 +1,9 @@
-"""Start the linear path at the least-squares fit, so training begins from a linear AR model.
+"""The one least-squares linear AR: the linear-AR baseline and the linear path's start.
+
+A window -> horizon map fitted by ridge-stabilised least squares is both a baseline every model
+is scored against (``evaluate/baselines``, ``evaluate/panel_scores``) and where the model's
+linear path starts, so that training begins from that very baseline. Written once here, the two
+can never drift apart.
 
 The normal equations are accumulated over batches of windows (views), so a long series never
 has its windows materialised at once. The recurrent head starts at zero: the untrained model
@@ -12,17 +17,20 @@ import torch
 from rnnkit.data.pairs import Pairs
 from rnnkit.models.network import RecurrentNet
 
-# Relative to the mean variance of the (centred) window entries, as in the linear AR baseline:
-# only keeps the solve stable on collinear windows (smooth series, constant stretches). A larger
-# penalty on uncentred moments shrank the fit by up to percents on series with an offset, so the
-# untrained model was no longer the least-squares AR it promises to be.
+# Relative to the mean variance of the (centred) window entries: only keeps the solve stable on
+# collinear windows (smooth series, constant stretches). A larger penalty on uncentred moments
+# shrank the fit by up to percents on series with an offset, so the untrained model was no
+# longer the least-squares AR it promises to be.
 RIDGE = 1e-8
 
 
 @torch.no_grad()
 def least_squares(pairs: Pairs, batch: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge-stabilised least squares of flattened targets on flattened windows: (coef
-    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch."""
+    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch.
+
+    ``prediction = window.reshape(-1) @ coef + intercept`` in the units of ``pairs``.
+    """
     n = len(pairs)
     first = pairs.rows(0, 1)
     d, k = first.inputs[0].numel(), first.targets[0].numel()
@@ -44,15 +52,20 @@ def least_squares(pairs: Pairs, batch: int = 8192) -> tuple[torch.Tensor, torch.
         y = b.targets.reshape(len(x), -1).double() - my  # (B, H*O)
         xtx += x.T @ x
         xty += x.T @ y
+    if not xtx.any():
+        # windows that never vary (a constant series): nothing to regress on, so the map is the
+        # mean; the solve would divide zero by a subnormal ridge and give NaN
+        coef = torch.zeros(d, k, dtype=torch.float64)
+        return coef, my - mx @ coef
     ridge = RIDGE * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)
     coef = torch.linalg.solve(xtx + ridge * torch.eye(d, dtype=torch.float64), xty)  # (W*F, H*O)
     return coef, my - mx @ coef
 
 
 @torch.no_grad()
-def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bool:
-    """Least-squares fit of the linear path on ``pairs`` (window -> horizon targets).
-    Returns whether it was fitted."""
+def least_squares_start(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bool:
+    """Set the linear path to the least-squares fit on ``pairs`` (window -> horizon targets)
+    and the recurrent head to zero. Returns whether the model has such a path to start."""
     if model.linear is None or model.cfg.head != "last" or len(pairs) == 0:
         return False
     coef, intercept = least_squares(pairs, batch)
@@ -70,11 +83,9 @@ def init_linear_path(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bo
 LINEAR_LR_SCALE = 0.1
 
 
-def prepare(model: RecurrentNet, pairs: Pairs, lr: float) -> list[dict] | None:
-    """Fit the linear path on ``pairs`` and return Adam parameter groups (the linear path at
-    ``lr * LINEAR_LR_SCALE``), or None when there is no least-squares path to protect."""
-    if not init_linear_path(model, pairs):
-        return None
+def param_groups(model: RecurrentNet, lr: float) -> list[dict]:
+    """Adam parameter groups of a model whose linear path was started by
+    :func:`least_squares_start`: that path at ``lr * LINEAR_LR_SCALE``, the rest at ``lr``."""
     lin = list(model.linear.parameters())
     rest = [p for p in model.parameters() if all(p is not q for q in lin)]
     return [{"params": rest}, {"params": lin, "lr": lr * LINEAR_LR_SCALE}]

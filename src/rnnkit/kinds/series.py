@@ -1,0 +1,155 @@
+"""The series kind: one table of rows over time, forecast by windows (or step by step).
+
+Everything a Run does that depends on its data being one series: re-reading new data with the
+run's own options, scoring the test rows next to the baselines, one-step predictions indexed
+like the input, forecasts past the end (from the saved tail when the data is not at hand).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data.clock import extend_index, index_info
+from rnnkit.data.pipeline import Encoded, output_columns
+from rnnkit.data.read import Table, read_table
+from rnnkit.data.series import SeriesPipeline
+from rnnkit.errors import DataError
+from rnnkit.evaluate import report
+from rnnkit.evaluate.evaluation import Evaluation
+from rnnkit.inference import Stream, forecast_future, model_outputs, series_forecasts
+
+
+class SeriesKind:
+    name = "series"
+    pipeline = SeriesPipeline
+
+    # --- fitting ---------------------------------------------------------------------------
+    @staticmethod
+    def read(data: Any, target: Any, features: list[str] | None, time: str | None,
+             opts: dict) -> tuple[Table, dict, dict]:
+        """(table, what the data config learns from it, the source record)."""
+        table = read_table(data, target=target, features=features, time=time,
+                           fill=opts.get("fill"), duplicates=opts.get("duplicates"))
+        learned = {"target": table.targets, "features": table.features, "time": time}
+        source = {"target": table.targets, "features": table.features, "time": time,
+                  "fill": opts.get("fill"), "duplicates": opts.get("duplicates"),
+                  "name": table.source}
+        return table, learned, source
+
+    @staticmethod
+    def model_defaults(pipe: SeriesPipeline) -> dict:
+        """Model options the user may override."""
+        return {}
+
+    @staticmethod
+    def model_shape(pipe: SeriesPipeline, data: Table) -> dict:
+        head = "last" if pipe.shape == "window" else "step"
+        return {"input_size": data.values.shape[1], "output_size": len(data.targets),
+                "head": head, "horizon": pipe.horizon if head == "last" else 1,
+                "window": pipe.window}
+
+    @staticmethod
+    def describe(pipe: SeriesPipeline, data: Table) -> dict:
+        """What config.json keeps of the data: the tail forecasts start from, and notes."""
+        need = pipe.window + int(pipe.diff)
+        return {"tail": {"values": data.values[-need:].astype(float).tolist(),
+                         "index": index_info(data.index)}, "notes": data.notes}
+
+    @staticmethod
+    def tail(pipe: SeriesPipeline, data: Any) -> None:
+        return None  # the rows forecasts start from are in config.json (describe)
+
+    # --- data of a fitted run --------------------------------------------------------------
+    @staticmethod
+    def attach(run: Any, data: Any, target: Any = None) -> tuple[Encoded, SeriesPipeline]:
+        """``data`` read with the run's options and encoded (the fitted data when None)."""
+        if data is None:
+            if run.data is None:
+                raise DataError("no data: this run was loaded from disk without its data; pass "
+                                "the data (a CSV path or DataFrame) explicitly.")
+            return run.data, run.pipeline
+        src, pipe = run.config.get("source", {}), run.pipeline
+        table = read_table(data, target=pipe.targets, features=pipe.features or None,
+                           time=src.get("time"), fill=src.get("fill"),
+                           duplicates=src.get("duplicates"))
+        return pipe.encode(table), pipe
+
+    # --- evaluation ------------------------------------------------------------------------
+    @classmethod
+    def evaluate(cls, run: Any, data: Any, target: Any) -> tuple[dict, Evaluation]:
+        enc, pipe = cls.attach(run, data)
+        values, index = enc.data.values, enc.data.index
+        n, o = len(values), len(pipe.targets)
+        split = "test" if len(pipe.origins("test", n)) else "val"
+        origins = np.asarray(pipe.origins(split, n))
+        if len(origins) == 0:
+            raise DataError(f"no complete forecast fits in the test or validation rows of {n} "
+                            f"rows (window {pipe.window}, horizon {pipe.horizon}).")
+        pred = pipe.to_units(model_outputs(run.model, pipe.pairs(enc, split)), enc, split)
+        truth = report.series_truth(values, origins, pipe.horizon, o)
+        train_end, val_end = pipe.bounds(n)
+        base = report.series_baselines(values, origins, pipe.horizon, o, train_end,
+                                       pipe.period, pipe.window)
+        metrics = report.score(truth, pred, base, report.series_scale(values, train_end, o))
+
+        def span(a: int, b: int) -> list:
+            return [str(index[a]), str(index[b - 1])] if b > a else []
+
+        metrics["split"] = {
+            "evaluated_on": split, "rows": n, "train": span(0, train_end),
+            "val": span(train_end, val_end), "test": span(val_end, n),
+            "forecasts_scored": len(origins), "horizon": pipe.horizon,
+            "window": pipe.window, "diff": pipe.diff, "period": pipe.period,
+        }
+        return metrics, Evaluation(split, pred, truth, base, enc, origins)
+
+    # --- predictions -----------------------------------------------------------------------
+    @classmethod
+    def predict(cls, run: Any, data: Any, target: Any) -> pd.DataFrame:
+        enc, pipe = cls.attach(run, data)
+        values, index = enc.data.values, enc.data.index
+        need = pipe.window + int(pipe.diff) + 1
+        if len(values) < need:
+            raise DataError(f"predict needs at least {need} rows (window {pipe.window}"
+                            f"{' + 1 for diff' if pipe.diff else ''} + 1 to predict), got "
+                            f"{len(values)}.")
+        origins = np.arange(pipe.window - 1 + int(pipe.diff), len(values) - 1)
+        padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
+        pred = series_forecasts(run.model, pipe, padded, origins)  # (N, H, O)
+        return pd.DataFrame(pred.reshape(len(origins), -1), index=index[origins + 1],
+                            columns=output_columns(pipe.targets, pipe.horizon))
+
+    @classmethod
+    def forecast(cls, run: Any, steps: int, data: Any) -> pd.DataFrame:
+        pipe: SeriesPipeline = run.pipeline
+        if data is None and run.data is None:
+            hist = np.asarray(run.config["tail"]["values"], dtype=np.float64)
+            info = run.config["tail"]["index"]
+        else:
+            enc, _ = cls.attach(run, data)
+            hist, info = enc.data.values, index_info(enc.data.index)
+        out = forecast_future(run.model, pipe, hist[:, : len(pipe.targets)] if not pipe.features
+                              else hist, int(steps))
+        return pd.DataFrame(out, index=extend_index(info, int(steps)), columns=pipe.targets)
+
+    @staticmethod
+    def generate(run: Any, prompts: list[np.ndarray], steps: int) -> np.ndarray:
+        return np.stack([forecast_future(run.model, run.pipeline, p, int(steps))
+                         for p in prompts])
+
+    @staticmethod
+    def stream(run: Any) -> Stream:
+        return Stream(run.model, run.pipeline)
+
+    # --- files -----------------------------------------------------------------------------
+    @staticmethod
+    def save(run: Any, folder: Path, fmt: int) -> None:
+        """Nothing beyond the common files: the pipeline is all JSON."""
+
+    @staticmethod
+    def load(folder: Path, cfg: dict) -> tuple[SeriesPipeline, None]:
+        return SeriesPipeline.from_json(cfg["pipeline"]), None
