@@ -19,7 +19,7 @@ import torch
 import rnnkit
 from rnnkit import persist
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.evaluate.report import verdict
+from rnnkit.evaluate.scoring import verdict
 
 METRIC_NAMES = {"mse", "rmse", "mae", "mape", "smape", "mase"}
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}

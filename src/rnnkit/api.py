@@ -235,8 +235,6 @@ def _model_options(options: dict) -> tuple[dict, dict, TrainConfig]:
     d_opts, m_opts, t_opts = split_options(options)
     for key in ("target", "features", "time"):
         d_opts.pop(key, None)
-    m_opts.pop("window", None)
-    m_opts.pop("horizon", None)
     for key in ("input_size", "output_size", "head"):
         if key in m_opts:
             raise ConfigError(f"{key} is derived from the data; do not set it.")

@@ -229,16 +229,16 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict, dict, dict]:
-    """Route flat user options (``fit(..., hidden_size=64)``) to data, model and train configs."""
+    """Route flat user options (``fit(..., hidden_size=64)``) to data, model and train configs.
+
+    ``window`` and ``horizon`` are options of the data: the model's copies are derived from the
+    fitted pipeline (which may choose the window), so they are routed to DataConfig only."""
     groups: tuple[dict, dict, dict] = ({}, {}, {})
     owners = [{f.name for f in fields(c)} for c in (DataConfig, ModelConfig, TrainConfig)]
     every = set().union(*owners)
     for key, value in options.items():
-        placed = False
-        for group, names in zip(groups, owners, strict=True):
-            if key in names:
-                group[key] = value
-                placed = True
-        if not placed:
+        owner = next((i for i, names in enumerate(owners) if key in names), None)
+        if owner is None:
             raise ConfigError(f"unknown option {key!r}." + did_you_mean(key, sorted(every)))
+        groups[owner][key] = value
     return groups

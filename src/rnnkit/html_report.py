@@ -17,7 +17,7 @@ from typing import Any
 from rnnkit.evaluate.backtest import shown_steps
 from rnnkit.evaluate.findings.base import Finding, fmt
 from rnnkit.evaluate.metrics import METRICS
-from rnnkit.evaluate.report import verdict
+from rnnkit.evaluate.scoring import verdict
 from rnnkit.persist import atomic_write_bytes
 
 # Known plots, in the order a reader wants them, with what to look for in each.

@@ -24,7 +24,7 @@ from rnnkit.config import ModelConfig, from_dict
 from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.data.sequences import as_sequences
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import report
+from rnnkit.evaluate import scoring
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream
 from rnnkit.kinds import KINDS
@@ -106,7 +106,7 @@ class Run:
 
     def table(self) -> str:
         """The metrics table (model vs baselines) with a one-line verdict."""
-        return report.format_table(self.metrics or self.evaluate())
+        return scoring.format_table(self.metrics or self.evaluate())
 
     # --- predictions -------------------------------------------------------------------------
     def predict(self, data: Any = None, target: Any = None) -> pd.DataFrame | np.ndarray:

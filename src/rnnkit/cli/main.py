@@ -243,15 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
                 "just work.", epilog="example: " + EXAMPLES["fit"])
     p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_fit, _add_evaluate, _add_doctor, _add_predictions, _add_demo):
+        add(sub)
+    return p
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help_text, description=help_text,
-                           epilog="example: " + EXAMPLES[name],
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        c.add_argument("--json", action="store_true", help="machine-readable output")
-        return c
 
-    c = command("fit", "Train a model on a CSV/Parquet series and save the run folder.")
+def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    c = sub.add_parser(name, help=help_text, description=help_text,
+                       epilog="example: " + EXAMPLES[name],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    return c
+
+
+def _add_fit(sub: Any) -> None:
+    c = _command(sub, "fit", "Train a model on a CSV/Parquet series and save the run folder.")
     c.add_argument("data", nargs="?", help="CSV or Parquet file")
     c.add_argument("--target", help="column(s) to predict, comma-separated")
     c.add_argument("--features", help="extra input columns, comma-separated")
@@ -262,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_panel_options(c)
     c.set_defaults(func=cmd_fit)
 
-    c = command("evaluate", "Metrics of a saved run next to the baselines.")
+
+def _add_evaluate(sub: Any) -> None:
+    c = _command(sub, "evaluate", "Metrics of a saved run next to the baselines.")
     c.add_argument("run")
     c.add_argument("data", nargs="?", help="data to evaluate on (default: the fitted data)")
     c.add_argument("--backtest", type=int, metavar="K", help="also re-forecast from K origins "
@@ -271,40 +279,45 @@ def build_parser() -> argparse.ArgumentParser:
                    "the horizon, or one season up to 24)")
     c.set_defaults(func=cmd_evaluate)
 
-    c = command("doctor", "Say in plain words whether a run learned anything, and why not.")
+
+def _add_doctor(sub: Any) -> None:
+    c = _command(sub, "doctor", "Say in plain words whether a run learned anything, and why not.")
     c.add_argument("run")
     c.add_argument("data", nargs="?", help="data to check against (default: the fitted data)")
     c.add_argument("--no-control", action="store_true", help="skip the shuffled-target control "
                    "(a copy trained briefly on shuffled targets)")
     c.set_defaults(func=cmd_doctor)
 
-    c = command("predict", "One-step predictions for every row of a table.")
+
+def _add_predictions(sub: Any) -> None:
+    c = _command(sub, "predict", "One-step predictions for every row of a table.")
     c.add_argument("run")
     c.add_argument("data")
     c.add_argument("--out", help="write a CSV here instead of printing")
     c.set_defaults(func=cmd_predict)
 
-    c = command("forecast", "Continue the series past its end.")
+    c = _command(sub, "forecast", "Continue the series past its end.")
     c.add_argument("run")
     c.add_argument("--steps", type=int, required=True)
     c.add_argument("--data", help="history to continue (default: the fitted series)")
     c.add_argument("--out", help="write a CSV here instead of printing")
     c.set_defaults(func=cmd_forecast)
 
-    c = command("generate", "Continue a sequence from seed values.")
+    c = _command(sub, "generate", "Continue a sequence from seed values.")
     c.add_argument("run")
     c.add_argument("--prompt", required=True, help="seed values, comma-separated")
     c.add_argument("--steps", type=int, required=True)
     c.set_defaults(func=cmd_generate)
 
-    c = command("demo", "Run a founding problem end to end: " + ", ".join(DEMOS) + ".")
+
+def _add_demo(sub: Any) -> None:
+    c = _command(sub, "demo", "Run a founding problem end to end: " + ", ".join(DEMOS) + ".")
     c.add_argument("name", choices=DEMOS)
     c.add_argument("--shuffle-targets", action="store_true", help="seeded only: pair each "
                    "prompt with another sequence's continuation (a misaligned batching helper)")
     c.add_argument("--out", help="run folder (default runs/<name>)")
     add_training_options(c)
     c.set_defaults(func=cmd_demo)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

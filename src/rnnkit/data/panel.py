@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.dates import parse_dates
 from rnnkit.data.panel_time import (
     CHUNK,
     PANEL_FILLS,
@@ -28,7 +29,7 @@ from rnnkit.data.panel_time import (
     one_row_per_time,
     row_at,
 )
-from rnnkit.data.validate import parse_dates, row_list, show, sniff
+from rnnkit.data.validate import row_list, show, sniff
 from rnnkit.errors import DataError, did_you_mean
 
 ID, TIME, TARGET = "unique_id", "ds", "y"

@@ -4,6 +4,11 @@
 finite float32, or raises :class:`~rnnkit.errors.DataError` with a one-line message naming the
 source, column, 1-based data row (and file line), the offending value and the fix. Parser errors
 from csv, pandas or Unicode decoding never escape as such.
+
+The time column is the truth (docs/dates.md): rows are sorted by it, a repeated time or a missing
+period stops the read unless ``duplicates``/``fill`` say what to do, and an index without a
+regular frequency is noted as irregular. Booleans are numbers (0/1) only in a boolean-dtype
+column; a DataFrame's DatetimeIndex is kept as the index when no time column is used.
 """
 
 from __future__ import annotations
@@ -16,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.dates import looks_like_dates, parse_dates
 from rnnkit.data.timeline import DUPLICATES, Steps, settle, when
 from rnnkit.data.validate import (
     FILLS,
     Origin,
     apply_fill,
     check_names,
-    looks_like_dates,
     looks_numeric,
-    parse_dates,
     parse_text,
     show,
     to_float,
@@ -110,13 +114,6 @@ def read_table(
             (a row per missing period), then filled; ``"drop"`` leaves them out.
         duplicates: rows with the same time: None (error naming the time and rows),
             ``"first"``, ``"last"`` or ``"mean"`` (one row per time).
-
-    The time column is the truth (docs/dates.md): rows are sorted by it, a repeated time or a
-    missing period stops the read unless ``duplicates``/``fill`` say what to do, and an index
-    without a regular frequency is noted as irregular.
-
-    Booleans are numbers (0/1) only in a boolean-dtype column; a DataFrame's DatetimeIndex is kept
-    as the index when no time column is used.
 
     Returns:
         Table with float32 ``values`` of shape ``(rows, len(targets) + len(features))``.

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.evaluate.metrics import compute_metrics
-from rnnkit.evaluate.report import series_baselines, series_scale, series_truth
+from rnnkit.evaluate.scoring import series_baselines, series_scale, series_truth
 from rnnkit.inference import forecast_future, series_forecasts
 
 MAX_DEFAULT_STEPS = 24

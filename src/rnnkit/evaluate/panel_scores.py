@@ -15,7 +15,7 @@ import torch
 from rnnkit.data.pairs import Pairs
 from rnnkit.data.panel import Panel
 from rnnkit.data.panel_windows import PanelPipeline
-from rnnkit.evaluate import report
+from rnnkit.evaluate import scoring
 from rnnkit.evaluate.metrics import mase_scale
 from rnnkit.models.least_squares import least_squares
 
@@ -66,8 +66,8 @@ def pooled_ar(pipe: PanelPipeline, panel: Panel, train: Pairs, pairs: Pairs, ser
 
 def score(pipe: PanelPipeline, panel: Panel, truth: np.ndarray, pred: np.ndarray,
           base: dict[str, np.ndarray], series: np.ndarray) -> dict:
-    """report.score of the pooled forecasts, with each row's MASE over per-series scales."""
-    metrics = report.score(truth, pred, base)
+    """scoring.score of the pooled forecasts, with each row's MASE over per-series scales."""
+    metrics = scoring.score(truth, pred, base)
     scales = np.array([[mase_scale(r[:, j]) or np.nan for j in range(r.shape[1])]
                        for r in _train_rows(pipe, panel)])
     scale = scales[series]  # (N, O)

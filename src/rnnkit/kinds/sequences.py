@@ -14,7 +14,7 @@ import numpy as np
 from rnnkit.data.pipeline import Encoded
 from rnnkit.data.sequences import SequencePipeline, SequenceSet, as_sequences, as_targets
 from rnnkit.errors import DataError
-from rnnkit.evaluate import report
+from rnnkit.evaluate import scoring
 from rnnkit.evaluate.baselines import sequence_baselines
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream, generate, sequence_outputs
@@ -88,7 +88,7 @@ class SequenceKind:
                        else truth)
             last = np.stack([s[p - 1, : pipe.n_outputs] for s in sub])
         base = sequence_baselines(train_t, last, len(sub))
-        metrics = report.score(truth, pred, base)
+        metrics = scoring.score(truth, pred, base)
         metrics["split"] = {"evaluated_on": split if data is None else "given data",
                             "sequences": len(seqs), "scored": len(sub),
                             "train": len(parts["train"]), "val": len(parts["val"]),

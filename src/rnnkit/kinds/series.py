@@ -18,7 +18,7 @@ from rnnkit.data.pipeline import Encoded, output_columns
 from rnnkit.data.read import Table, read_table
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
-from rnnkit.evaluate import report
+from rnnkit.evaluate import scoring
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream, forecast_future, model_outputs, series_forecasts
 
@@ -90,11 +90,11 @@ class SeriesKind:
             raise DataError(f"no complete forecast fits in the test or validation rows of {n} "
                             f"rows (window {pipe.window}, horizon {pipe.horizon}).")
         pred = pipe.to_units(model_outputs(run.model, pipe.pairs(enc, split)), enc, split)
-        truth = report.series_truth(values, origins, pipe.horizon, o)
+        truth = scoring.series_truth(values, origins, pipe.horizon, o)
         train_end, val_end = pipe.bounds(n)
-        base = report.series_baselines(values, origins, pipe.horizon, o, train_end,
+        base = scoring.series_baselines(values, origins, pipe.horizon, o, train_end,
                                        pipe.period, pipe.window)
-        metrics = report.score(truth, pred, base, report.series_scale(values, train_end, o))
+        metrics = scoring.score(truth, pred, base, scoring.series_scale(values, train_end, o))
 
         def span(a: int, b: int) -> list:
             return [str(index[a]), str(index[b - 1])] if b > a else []
