@@ -170,6 +170,23 @@ def test_evaluate_prints_table(cli: Cli, sun_dir: Path) -> None:
     assert "baseline" in out.splitlines()[-1]  # the verdict sentence
 
 
+def test_readme_sunspots_verdict_is_what_the_demo_prints(cli: Cli, tmp_path: Path) -> None:
+    """The README's `make demo` claim, at its stated threshold: the model beats every baseline,
+    significantly (p < 0.05) against the best one, linear AR(127), over the 469 test months."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    claim = next(line for line in readme.splitlines()
+                 if line.startswith("The model beats every baseline on RMSE ("))
+    assert "for linear AR(127)" in claim and "over 469 test points, significant at 5%" in claim
+    rc, out, err = cli("demo", "sunspots", "--out", tmp_path / "sun", "--quiet")
+    assert rc == 0, err
+    printed = next(line for line in out.splitlines() if line.startswith("The model beats every "))
+    assert "for linear AR(127)" in printed and "over 469 test points, significant at 5%" in printed
+    test = json.loads((tmp_path / "sun" / "metrics.json").read_text())["verdict"]
+    assert test["baseline"] == "linear AR(127)" and test["test_points"] == 469
+    assert test["p_value"] < 0.05 and test["statistic"] < 0
+    assert test["p_values"]["last value"] < 0.01  # a clear win over repeating the last value
+
+
 def test_evaluate_json_matches_the_saved_metrics(cli: Cli, sun_dir: Path) -> None:
     rc, out, err = cli("evaluate", sun_dir, "--json")
     assert rc == 0, err

@@ -14,6 +14,7 @@ from rnnkit.data.pairs import Segments
 from rnnkit.data.panel import read_panel
 from rnnkit.data.panel_windows import PanelPipeline
 from rnnkit.errors import ConfigError, DataError
+from rnnkit.evaluate.scoring import verdict
 from tests.helpers_panel import make_panel, threshold_panel, write_panel
 
 FAST = {"epochs": 3, "quiet": True, "hidden_size": 8, "early_stopping": 0}
@@ -171,6 +172,14 @@ def test_a_global_model_beats_per_series_baselines_in_original_units(panel_run):
     assert all(model < b["rmse"] for b in m["baselines"].values()), m
     assert set(m["baselines"]) == {"mean", "last value", "seasonal naive",
                                    "linear AR(12), pooled"}
+    # significantly better than every per-series baseline; the pooled linear AR it starts from
+    # is a genuine tie (its lead is under 1%), so the verdict says no significant difference
+    p = m["verdict"]["p_values"]
+    assert max(p["mean"], p["last value"], p["seasonal naive"]) < 0.01, p
+    assert m["verdict"]["baseline"] == "linear AR(12), pooled"
+    assert verdict(m).startswith(("No significant difference between the model and the 'linear "
+                                  "AR(12), pooled' baseline", "The model matches the 'linear "
+                                  "AR(12), pooled' baseline")), verdict(m)
     _, folder, _ = panel_run
     names = {p.name for p in folder.iterdir()}
     assert {"panel.safetensors", "panel_series.png", "loss.png", "report.html"} <= names
@@ -221,6 +230,13 @@ def test_twelve_real_macro_series_train_as_one_panel(data_dir, tmp_path):
     assert m["split"]["series"] == 12 and run.pipeline.diff  # trending: changes are modelled
     # per-series scaling: the rates are not drowned by GDP; scale-free MASE beats last value
     assert m["model"]["mase"] < m["baselines"]["last value"]["mase"]
+    # what the README says of this panel: significantly better than last value, and no
+    # significant difference from the pooled linear AR it starts from
+    assert m["verdict"]["p_values"]["last value"] < 0.01, m["verdict"]
+    assert m["verdict"]["baseline"] == "linear AR(8), pooled"
+    assert m["verdict"]["p_value"] > 0.2, m["verdict"]
+    assert verdict(m).startswith("No significant difference between the model and the 'linear "
+                                 "AR(8), pooled' baseline on RMSE")
     fc = run.forecast(2)
     assert fc["ds"].astype(str).unique().tolist() == ["2009-10-01", "2010-01-01"]
 

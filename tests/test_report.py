@@ -81,6 +81,8 @@ def test_report_is_self_contained(series_folder):
     text = " ".join(page.text)
     for word in ("Doctor", "RMSE", "last value", "Rolling-origin backtest", "Configuration"):
         assert word in text
+    assert "verdict" in page.classes  # the sentence, then the test behind it
+    assert "Diebold-Mariano test of the model against the" in text and "test points" in text
 
 
 def test_report_shows_the_findings(adder_folder):

@@ -17,7 +17,7 @@ from typing import Any
 from rnnkit.evaluate.backtest import shown_steps
 from rnnkit.evaluate.findings.base import Finding, fmt
 from rnnkit.evaluate.metrics import METRICS
-from rnnkit.evaluate.scoring import verdict
+from rnnkit.evaluate.scoring import significance_note, verdict
 from rnnkit.persist import atomic_write_bytes
 
 # Known plots, in the order a reader wants them, with what to look for in each.
@@ -173,6 +173,9 @@ def render(run: Any, folder: Path, backtest: Any = None) -> str:
     v = verdict(metrics) if metrics.get("model") else ""
     if v:
         parts.append(f'<p class="verdict">{_e(v)}</p>')
+        note = significance_note(metrics)
+        if note:
+            parts.append(f'<p class="sub">{_e(note)}</p>')
     parts += ["<h2>Doctor</h2>", _findings(findings)]
     parts += ["<h2>Metrics (original units) next to the baselines</h2>", _metrics_table(metrics)]
     if backtest is not None:

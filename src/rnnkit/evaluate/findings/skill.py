@@ -3,6 +3,11 @@
 ``no-skill`` is the "forecast is a flat line" / "same prediction for every input" failure: the
 model's error is within a few percent of the mean or last-value baseline, or its predictions
 barely vary while the targets do.
+
+``baseline-better`` is a linear AR or seasonal-naive baseline at least 5% better than the model
+*and* significantly so (the Diebold–Mariano p-values that scoring stores in
+``metrics["verdict"]``, see ``rnnkit.evaluate.significance``). ``not-significant`` is a note that
+the model and its best baseline differ by no more than noise on this test part.
 """
 
 from __future__ import annotations
@@ -12,10 +17,20 @@ import math
 import numpy as np
 
 from rnnkit.evaluate.findings.base import Finding, Subject
+from rnnkit.evaluate.scoring import TIE
+from rnnkit.evaluate.significance import ALPHA
 
 NO_SKILL_RATIO = 0.97  # RMSE within 3% of the better trivial baseline
 FLAT_VARIANCE = 0.05  # predictions varying less than 5% as much as the targets (variance)
 CLEAR_SKILL = 0.1  # model MSE below 10% of the mean baseline's: a linear model winning is a note
+BETTER = 0.95  # a baseline with RMSE below 95% of the model's is worth a finding (when significant)
+
+
+def p_value(s: Subject, baseline: str) -> float:
+    """The Diebold–Mariano p-value of the model against ``baseline`` (NaN when not stored:
+    metrics from before the test, or too few test points)."""
+    v = ((s.metrics.get("verdict") or {}).get("p_values") or {}).get(baseline)
+    return float("nan") if v is None else float(v)
 
 
 def prediction_variance_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -45,6 +60,8 @@ def check_skill(s: Subject) -> list[Finding]:
         names = [b for b in ("mean", "last value") if math.isfinite(s.rmse(b))]
         best = min(names, key=s.rmse) if names else "mean"
         evidence = {"model_rmse": s.rmse(), f"{best}_rmse": s.rmse(best)}
+        if math.isfinite(p_value(s, best)):
+            evidence["p_value"] = p_value(s, best)
         if math.isfinite(var_ratio):
             evidence["prediction_variance_ratio"] = var_ratio
         if flat:
@@ -65,6 +82,8 @@ def check_skill(s: Subject) -> list[Finding]:
                    "--window, or more epochs")
         out.append(Finding("no-skill", severity, what + ".", evidence, fix + "."))
     out.extend(_linear_better(s))
+    if not out:  # no-skill already says the model is no better (with the p-value)
+        out.extend(_not_significant(s))
     return out
 
 
@@ -78,8 +97,9 @@ def _linear_better(s: Subject) -> list[Finding]:
     if not others or not math.isfinite(model):
         return []
     name = min(others, key=others.__getitem__)
-    if not others[name] < 0.95 * model:
-        return []
+    p = p_value(s, name)
+    if not others[name] < BETTER * model or (math.isfinite(p) and p >= ALPHA):
+        return []  # not clearly better, or better by no more than noise (_not_significant says)
     mean = s.rmse("mean")
     strong = math.isfinite(mean) and mean > 0 and (model / mean) ** 2 < CLEAR_SKILL
     severity = "info" if strong else "warning"
@@ -89,5 +109,33 @@ def _linear_better(s: Subject) -> list[Finding]:
     fix = ("nothing to do if the accuracy is enough; a linear model is the simpler choice"
            if strong else "train longer or use --window equal to the period; else use the "
            "simpler baseline")
-    return [Finding("baseline-better", severity, msg,
-                    {"model_rmse": model, f"{name}_rmse": others[name]}, fix + ".")]
+    evidence = {"model_rmse": model, f"{name}_rmse": others[name]}
+    if math.isfinite(p):
+        evidence["p_value"] = p
+    return [Finding("baseline-better", severity, msg, evidence, fix + ".")]
+
+
+def _not_significant(s: Subject) -> list[Finding]:
+    """A note when the verdict's test finds no significant difference from the best baseline
+    (or has too few test points to test one), unless the two are within 0.1% (a tie)."""
+    test = s.metrics.get("verdict") or {}
+    name, n = test.get("baseline"), int(test.get("test_points") or 0)
+    model, base = s.rmse(), s.rmse(name) if name else float("nan")
+    if not name or not (math.isfinite(model) and math.isfinite(base)):
+        return []
+    if base > 0 and abs(model - base) <= TIE * base:
+        return []
+    p = test.get("p_value")
+    evidence = {"model_rmse": model, f"{name}_rmse": base, "test_points": n}
+    if p is None:
+        what = (f"only {n} test point{'s' if n != 1 else ''}: too few to test whether the model "
+                f"or the '{name}' baseline is better")
+    elif float(p) < ALPHA:
+        return []
+    else:
+        evidence["p_value"] = float(p)
+        what = (f"the model's RMSE differs from the '{name}' baseline's by no more than noise "
+                f"(Diebold-Mariano p = {float(p):.2g} over {n} test points)")
+    return [Finding("not-significant", "info", what + ".", evidence,
+                    "judge the model on more test points (a longer series, or a larger test part "
+                    "with --split) before preferring it to the simpler baseline.")]
