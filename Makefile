@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-scaling bench-panel bench-packing setup clean chromium
+.PHONY: demo test lint bench bench-scaling bench-panel bench-packing bench-coverage setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,7 @@ test: lint chromium
 # want a quiet machine. Results land in benchmarks/RESULTS.md and benchmarks/SCALING.md.
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --repeats 7
+	$(PY) benchmarks/period.py
 	$(PY) benchmarks/startup.py
 
 bench-scaling: $(STAMP)
@@ -48,6 +49,10 @@ bench-panel: $(STAMP)
 # Variable-length batches: rnnkit's masking against pack_padded_sequence.
 bench-packing: $(STAMP)
 	$(PY) benchmarks/packing.py
+
+# Coverage of the default fit's prediction intervals on real and simulated series (~minutes).
+bench-coverage: $(STAMP)
+	$(PY) benchmarks/coverage.py --seeds 3
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

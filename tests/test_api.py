@@ -26,6 +26,11 @@ PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 TINY = {"epochs": 2, "hidden_size": 4, "quiet": True}
 
 
+def with_bands(column: str) -> list[str]:
+    """A forecast column followed by its 80% and 95% interval bounds (docs/uncertainty.md)."""
+    return [column, *(f"{column}_{side}{level}" for level in (80, 95) for side in ("lo", "hi"))]
+
+
 def weights_equal(a: rnnkit.Run, b: rnnkit.Run) -> bool:
     sa, sb = a.model.state_dict(), b.model.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -98,7 +103,8 @@ def test_predict_original_units_and_input_index(sun_run: rnnkit.Run, sun_csv: Pa
     pred = sun_run.predict(sun_csv)
     assert isinstance(pred, pd.DataFrame)
     assert isinstance(pred.index, pd.DatetimeIndex)
-    assert list(pred.columns) == ["sunspot_number"]
+    # each forecast column with its 80 and 95 percent interval bounds (docs/uncertainty.md)
+    assert list(pred.columns) == with_bands("sunspot_number")
     window = 24
     # the first prediction is for row `window`: the first row with a full window before it
     assert pred.index[0] == pd.Timestamp(sun_raw["month"][window])
@@ -121,7 +127,7 @@ def test_predict_original_units_and_input_index(sun_run: rnnkit.Run, sun_csv: Pa
 def test_forecast_continues_the_monthly_index(sun_run: rnnkit.Run,
                                               sun_raw: pd.DataFrame) -> None:
     f = sun_run.forecast(12)
-    assert list(f.columns) == ["sunspot_number"]
+    assert list(f.columns) == with_bands("sunspot_number")
     expected = pd.date_range("2009-07-01", periods=12, freq="MS")
     assert list(f.index) == list(expected)  # right after the last row, 2009-06
     values = f["sunspot_number"].to_numpy()
@@ -136,12 +142,13 @@ def test_horizon_three_gives_one_column_per_step(sun_csv: Path, sun_raw: pd.Data
     assert run.pipeline.horizon == 3
     pred = run.predict(sun_csv)
     cols = [f"sunspot_number_t+{k}" for k in (1, 2, 3)]
-    assert list(pred.columns) == cols
+    assert list(pred.columns) == [f"{c}{b}" for c in cols
+                                  for b in ("", "_lo80", "_hi80", "_lo95", "_hi95")]
     assert pred.index[0] == pd.Timestamp(sun_raw["month"][12])
     truth = sun_raw["sunspot_number"].to_numpy()[12:]
     assert np.corrcoef(pred[cols[0]].to_numpy(), truth)[0, 1] > 0.8  # t+1 is the row itself
     f = run.forecast(5)  # not a multiple of the horizon
-    assert list(f.columns) == ["sunspot_number"]
+    assert list(f.columns) == with_bands("sunspot_number")
     assert len(f) == 5 and np.isfinite(f.to_numpy()).all()
     assert f.index[0] == pd.Timestamp("2009-07-01")
 
@@ -187,7 +194,7 @@ def test_diff_chosen_for_trending_co2_and_forecast_keeps_rising(data_dir: Path) 
     assert len(f) == 52 and np.isfinite(f.to_numpy()).all()
     assert f.index[0] == pd.Timestamp("2002-01-05")  # weekly, right after 2001-12-29
     assert (f.index[1:] - f.index[:-1] == pd.Timedelta(days=7)).all()
-    last_year = run.data.data.values[-52:, 0]
+    last_year = run.data.dataset.values[-52:, 0]
     assert f["co2_ppmv"].mean() > last_year.mean()  # the trend continues upwards
     assert f["co2_ppmv"].mean() < last_year.mean() + 10  # ...at a believable rate (~1.5/yr)
 

@@ -38,7 +38,7 @@ def test_origins_lie_in_the_test_split_and_leave_room(run):
 
 def test_truth_and_first_step_match_the_one_step_forecasts(run):
     bt = backtest(run, k=4, steps=5)
-    values = np.asarray(run.data.data.values)
+    values = np.asarray(run.data.dataset.values)
     for i, o in enumerate(bt.origins):
         assert np.allclose(bt.truth[i, :, 0], values[o + 1 : o + 6, 0])
     one_step = series_forecasts(run.model, run.pipeline, values, bt.origins)[:, 0]

@@ -29,6 +29,11 @@ SUN_OPTS = ("--target", "sunspot_number", "--window", "12", "--epochs", "2", "--
             "--quiet")
 
 
+def with_bands(column: str) -> list[str]:
+    """A forecast column followed by its 80% and 95% interval bounds (docs/uncertainty.md)."""
+    return [column, *(f"{column}_{side}{level}" for level in (80, 95) for side in ("lo", "hi"))]
+
+
 def python_c(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -c code`` in a subprocess, with ``env`` added to the inherited environment."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -215,7 +220,7 @@ def test_predict_writes_csv_with_index_and_target(cli: Cli, sun_dir: Path, sun_c
     assert rc == 0, err
     frame = pd.read_csv(out_csv)
     raw = pd.read_csv(sun_csv)
-    assert list(frame.columns) == ["month", "sunspot_number"]
+    assert list(frame.columns) == ["month", *with_bands("sunspot_number")]
     assert len(frame) == len(raw) - 12
     assert f"wrote {len(frame)} rows" in out
     assert pd.Timestamp(frame["month"][0]) == pd.Timestamp(raw["month"][12])
@@ -230,7 +235,7 @@ def test_forecast_writes_steps_rows(cli: Cli, sun_dir: Path, tmp_path: Path) -> 
     assert rc == 0, err
     frame = pd.read_csv(out_csv, index_col=0)
     assert len(frame) == 6
-    assert list(frame.columns) == ["sunspot_number"]
+    assert list(frame.columns) == with_bands("sunspot_number")
     assert pd.Timestamp(frame.index[0]) == pd.Timestamp("2009-07-01")
     assert np.isfinite(frame.to_numpy()).all()
 

@@ -54,7 +54,7 @@ def test_adder_tanh_explains_why_it_fails(tmp_path):
 def test_seeded_continuation(tmp_path):
     res = run_demo("seeded", out=tmp_path / "seeded", quiet=True)
     m = _metrics(res["folder"])
-    assert m["val_mse_generated"] <= 5e-4
+    assert m["test_mse_generated"] <= 5e-4  # on the test sequences, not the validation ones
     assert m["baseline_mse_mean"] > 1.0
     assert (res["folder"] / "continuations.png").is_file()
     assert (res["folder"] / "loss.png").is_file()

@@ -20,6 +20,11 @@ from tests.helpers_panel import make_panel, threshold_panel, write_panel
 FAST = {"epochs": 3, "quiet": True, "hidden_size": 8, "early_stopping": 0}
 
 
+def with_bands(column: str) -> list[str]:
+    """A forecast column followed by its 80% and 95% interval bounds (docs/uncertainty.md)."""
+    return [column, *(f"{column}_{side}{level}" for level in (80, 95) for side in ("lo", "hi"))]
+
+
 # --- reading ---------------------------------------------------------------------------------
 def test_rows_are_grouped_by_series_in_first_seen_order_and_sorted_by_time(tmp_path):
     df = make_panel(3, 20)
@@ -139,8 +144,11 @@ def test_short_series_are_listed_and_skipped_only_when_asked():
     df = pd.concat([make_panel(3, 40), make_panel(2, 10, seed=1).assign(
         unique_id=lambda d: d.unique_id.str.replace("s", "short"))])
     cfg = DataConfig(window=12)
-    with pytest.raises(DataError, match=r"2 of 5 series have fewer than 13 rows \(window 12 \+ "
-                                        r"horizon 1\): short0000, short0001; pass --skip-short"):
+    # 18 rows, not 13: a series must give a complete training, validation and test forecast
+    with pytest.raises(DataError, match=r"2 of 5 series have fewer than 18 rows \(window 12 \+ "
+                                        r"horizon 1, and a complete forecast in each part of "
+                                        r"split 0\.7/0\.15/0\.15\): short0000, short0001; "
+                                        r"pass --skip-short"):
         PanelPipeline.fit(read_panel(df), cfg)
     skip = DataConfig(window=12, skip_short=True)
     pipe, kept = PanelPipeline.fit(read_panel(df), skip)
@@ -190,14 +198,14 @@ def test_a_global_model_beats_per_series_baselines_in_original_units(panel_run):
 def test_predictions_and_forecasts_come_back_in_long_format(panel_run):
     path, _, run = panel_run
     pred = run.predict()
-    assert list(pred.columns) == ["unique_id", "ds", "y"]
+    assert list(pred.columns) == ["unique_id", "ds", *with_bands("y")]
     src = pd.read_csv(path, parse_dates=["ds"])
     merged = pred.merge(src, on=["unique_id", "ds"], suffixes=("_pred", ""))
     assert len(merged) == len(pred)  # every prediction names a real (series, time)
     rel = np.abs(merged.y_pred - merged.y) / merged.groupby("unique_id").y.transform("std")
     assert rel.median() < 0.5
     fc = run.forecast(4)
-    assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 40 * 4
+    assert list(fc.columns) == ["unique_id", "ds", *with_bands("y")] and len(fc) == 40 * 4
     last = src.groupby("unique_id").ds.max()
     first = fc.groupby("unique_id").ds.min()
     assert ((first - last[first.index]).dt.days.between(28, 31)).all()  # the next month
@@ -292,7 +300,9 @@ def test_panel_features_and_longer_horizons():
     run = rnnkit.fit(df, features=["price"], window=12, horizon=3, **FAST)
     assert run.pipeline.features == ["price"] and run.metrics["split"]["horizon"] == 3
     pred = run.predict()
-    assert list(pred.columns) == ["unique_id", "ds", "y_t+1", "y_t+2", "y_t+3"]
+    assert list(pred.columns) == ["unique_id", "ds", *[f"y_t+{k}{b}" for k in (1, 2, 3)
+                                                       for b in ("", "_lo80", "_hi80", "_lo95",
+                                                                 "_hi95")]]
     with pytest.raises(DataError, match="future values of the features"):
         run.forecast(2)
     plain = rnnkit.fit(df.drop(columns="price"), window=12, horizon=3, **FAST)
@@ -327,9 +337,9 @@ def test_panel_from_the_cli_writes_long_csvs(tmp_path, cli):
                          tmp_path / "fc.csv")
     assert code == 0, err
     fc = pd.read_csv(tmp_path / "fc.csv")
-    assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 60
+    assert list(fc.columns) == ["unique_id", "ds", *with_bands("y")] and len(fc) == 60
     code, _, err = cli("fit", path, "--out", tmp_path / "r2", "--window", "60", "--quiet")
-    assert code == 2 and "have fewer than 61 rows" in err and "--skip-short" in err
+    assert code == 2 and "have fewer than 87 rows" in err and "--skip-short" in err
     assert not (tmp_path / "r2").exists()  # refused before anything was written
     for args, message in [(["--id", "shop"], "column 'shop' not found; available: [unique_id, "
                                               "ds, y]"),

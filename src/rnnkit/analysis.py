@@ -35,7 +35,7 @@ def figures(run: Any, folder: str | Path, backtest: Any = None) -> None:
     folder = Path(folder)
     plotting.save_run_plots(run, folder)
     if backtest is not None:
-        table = run.data.data
+        table = run.data.dataset
         plotting.backtest(table.index, table.values, backtest, run.pipeline.targets[0],
                           folder / "backtest.png")
     write_report(run, folder, backtest)

@@ -306,7 +306,9 @@ def _config(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: st
 
 
 def _finish(run: Run, out: str | Path | None) -> Run:
-    """Evaluate; with a run folder, save there, then diagnose, plot and report into it."""
+    """Calibrate the intervals and evaluate; with a run folder, save there, then diagnose,
+    plot and report into it."""
+    run.calibrate()
     run.evaluate()
     if out is not None:
         run.save(out, plots=False)

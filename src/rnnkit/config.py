@@ -66,8 +66,11 @@ class DataConfig:
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     id: str | None = None  # long format: the column naming each row's series
     skip_short: bool = False  # long format: drop series too short for one window
+    # prediction intervals, in percent (split conformal on validation residuals); () for none
+    levels: tuple[int, ...] = (80, 95)
 
     def __post_init__(self) -> None:
+        self.levels = interval_levels(self.levels)
         _choice("shape", self.shape, SHAPES)
         _choice("scaler", self.scaler, SCALERS)
         _choice("transform", self.transform, TRANSFORMS)
@@ -90,6 +93,26 @@ class DataConfig:
             )
         if self.split[0] <= 0:
             raise ConfigError("split: the training fraction must be above 0.")
+
+
+def interval_levels(value: Any) -> tuple[int, ...]:
+    """Levels from ``80,95``, ``none``, a number or a sequence of numbers (whole percents)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    items = value.split(",") if isinstance(value, str) else (
+        [value] if isinstance(value, int | float) else list(value))
+    levels = set()
+    for item in items:
+        try:
+            level = float(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"levels: {item!r} is not a number; give whole percents such as "
+                              "80,95, or none.") from None
+        if not 0 < level < 100 or level != int(level):
+            raise ConfigError(f"levels: {item!r} must be a whole percent between 1 and 99, "
+                              "for example 80,95.")
+        levels.add(int(level))
+    return tuple(sorted(levels))
 
 
 @dataclass

@@ -54,6 +54,12 @@ class RunLocked(RnnkitError):
     exit_code = 1
 
 
+class FewPointsWarning(UserWarning):
+    """The data is enough to train and score, but the scores (and the verdict against the
+    baselines) rest on fewer forecasts than make them reliable. The CLI prints it as one
+    ``rnnkit: warning:`` line; the run goes on."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' for the nearest choice, or '' when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)

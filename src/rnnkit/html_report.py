@@ -92,8 +92,7 @@ def _metrics_table(metrics: dict) -> str:
 
 def _findings(findings: list[Finding]) -> str:
     if not findings:
-        return '<p class="ok">No problems found: the model beats its baselines and nothing ' \
-               "looks wrong.</p>"
+        return '<p class="ok">No problems found: no check failed.</p>'
     out = []
     for f in findings:
         ev = ", ".join(f"{_e(k)} = {_e(fmt(v))}" for k, v in f.evidence.items())
@@ -102,6 +101,18 @@ def _findings(findings: list[Finding]) -> str:
                    + (f'<div class="ev">evidence: {ev}</div>' if ev else "")
                    + (f'<div class="fix">&rarr; {_e(f.fix)}</div>' if f.fix else "") + "</div>")
     return "\n".join(out)
+
+
+def _interval_table(metrics: dict) -> str:
+    """Coverage, mean width and interval score of each level, the model's next to the naive
+    last-value interval's."""
+    head = "<tr><th>level</th><th>forecaster</th><th>coverage</th><th>mean width</th>" \
+           "<th>interval score</th></tr>"
+    rows = "".join(f"<tr><td>{_e(level)}%</td><td>{_e(name)}</td>"
+                   f"<td>{100 * s['coverage']:.1f}%</td><td>{_e(fmt(s['width']))}</td>"
+                   f"<td>{_e(fmt(s['winkler']))}</td></tr>"
+                   for level, row in metrics["intervals"].items() for name, s in row.items())
+    return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
 def _kv_table(title: str, d: dict) -> str:
@@ -120,7 +131,7 @@ def _plain(v: Any) -> str:
 
 def _extras(metrics: dict) -> dict:
     """Problem-specific scalar figures (the demos add them) worth a row each."""
-    skip = {"model", "baselines", "split", "findings", "backtest"}
+    skip = {"model", "baselines", "split", "findings", "backtest", "intervals"}
     return {k: v for k, v in metrics.items()
             if k not in skip and isinstance(v, int | float | str) and not isinstance(v, bool)}
 
@@ -178,6 +189,8 @@ def render(run: Any, folder: Path, backtest: Any = None) -> str:
             parts.append(f'<p class="sub">{_e(note)}</p>')
     parts += ["<h2>Doctor</h2>", _findings(findings)]
     parts += ["<h2>Metrics (original units) next to the baselines</h2>", _metrics_table(metrics)]
+    if metrics.get("intervals"):
+        parts += ["<h2>Prediction intervals (test part)</h2>", _interval_table(metrics)]
     if backtest is not None:
         parts += ["<h2>Rolling-origin backtest</h2>", _backtest_table(backtest)]
     extras = _extras(metrics)

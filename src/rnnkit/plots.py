@@ -183,9 +183,14 @@ def sequence_residuals(truth: np.ndarray, pred: np.ndarray, baselines: dict[str,
 
 def forecast(index: Any, values: np.ndarray, future_index: Any, future: np.ndarray, name: str,
              path: Path, bounds: tuple[int, int] | None = None,
-             baseline: np.ndarray | None = None, baseline_name: str = "") -> Path:
-    """History, the model's forecast past the end, and a baseline's continuation."""
+             baseline: np.ndarray | None = None, baseline_name: str = "",
+             bands: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
+    """History, the model's forecast past the end with its interval ``bands`` ({level: (lo,
+    hi)}), and a baseline's continuation."""
     fig, ax = plt.subplots(figsize=(10, 4.5))
+    for i, (level, (b_lo, b_hi)) in enumerate(sorted((bands or {}).items(), reverse=True)):
+        ax.fill_between(np.asarray(future_index), b_lo, b_hi, color="tab:red",
+                        alpha=0.12 + 0.1 * i, lw=0, label=f"{level}% interval")
     lo = max(0, len(values) - max(4 * len(future), 200))
     x = np.asarray(index)
     ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label="history")
@@ -346,7 +351,7 @@ def save_run_plots(run: Any, folder: Path) -> list[Path]:
 def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
     """Held-out forecasts, their residuals and a forecast past the end."""
     pipe, name = run.pipeline, run.pipeline.targets[0]
-    values, index = ev.data.data.values, ev.data.data.index
+    values, index = ev.data.dataset.values, ev.data.dataset.index
     bounds = pipe.bounds(len(values))
     out = [series_predictions(index, values, ev.origins, ev.pred, ev.baselines, bounds, name,
                               folder / "predictions.png", ev.truth),
@@ -359,8 +364,11 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
         if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
             season = values[-pipe.period :, 0]
             base, base_name = np.resize(season, steps), "seasonal naive"
-        out.append(forecast(index, values, fc.index, fc.to_numpy(), name,
-                            folder / "forecast.png", bounds, base, base_name))
+        levels = run.config.get("data", {}).get("levels") or []
+        bands = {lv: (fc[f"{name}_lo{lv}"].to_numpy(), fc[f"{name}_hi{lv}"].to_numpy())
+                 for lv in levels if f"{name}_lo{lv}" in fc}
+        out.append(forecast(index, values, fc.index, fc[pipe.targets].to_numpy(), name,
+                            folder / "forecast.png", bounds, base, base_name, bands))
     return out
 
 
@@ -369,7 +377,7 @@ def _continuation_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
     truth, pred = ev.truth, ev.pred
     out = [sequence_residuals(truth, pred, ev.baselines, folder / "residuals.png")]
     if run.data is not None:
-        seqs = run.data.data.seqs
+        seqs = run.data.dataset.seqs
         parts = run.pipeline.split_indices(len(seqs))
         idx = parts["test"] if len(parts["test"]) else parts["val"]
         p = seqs[0].shape[0] - truth.shape[1]

@@ -24,7 +24,7 @@ from rnnkit.config import ModelConfig, from_dict
 from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.data.sequences import as_sequences
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import scoring
+from rnnkit.evaluate import intervals, scoring
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream
 from rnnkit.kinds import KINDS
@@ -104,9 +104,27 @@ class Run:
             self.metrics["findings"] = [f.to_json() for f in self.findings]
         return self.findings
 
+    def calibrate(self) -> dict | None:
+        """Calibrate the prediction intervals (``config["data"]["levels"]``) on the fitted
+        data's validation part; ``fit`` does this. Kept in ``config["intervals"]``, so a saved
+        run gives the same intervals after ``rnnkit.load``."""
+        found = self.behaviour.calibrate(self)
+        self.config.pop("intervals", None)
+        if found:
+            self.config["intervals"] = {"method": "split conformal on validation residuals",
+                                        **found}
+        return found
+
     def table(self) -> str:
-        """The metrics table (model vs baselines) with a one-line verdict."""
-        return scoring.format_table(self.metrics or self.evaluate())
+        """The metrics table (model vs baselines) with a one-line verdict, and the coverage of
+        the prediction intervals."""
+        metrics = self.metrics or self.evaluate()
+        text, lines = scoring.format_table(metrics), intervals.format_intervals(metrics)
+        if not lines:
+            return text
+        # the interval rows belong to the table: above its closing verdict sentence
+        table, _, sentence = text.rpartition("\n")
+        return f"{table}\n{lines}\n{sentence}" if table else f"{lines}\n{sentence}"
 
     # --- predictions -------------------------------------------------------------------------
     def predict(self, data: Any = None, target: Any = None) -> pd.DataFrame | np.ndarray:

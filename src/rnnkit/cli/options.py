@@ -62,6 +62,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--duplicates", choices=["first", "last", "mean"], default=None,
                    help="how to combine rows with the same time (default: refuse them; "
                    "see docs/dates.md)")
+    g.add_argument("--levels", default=None, metavar="L1,L2",
+                   help="prediction interval levels in percent (default 80,95; none: no "
+                   "intervals; see docs/uncertainty.md)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -96,8 +99,9 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
-    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "checkpoint_every",
-                                       "keep_checkpoints", "id", "skip_short"]
+    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "levels",
+                                       "checkpoint_every", "keep_checkpoints", "id",
+                                       "skip_short"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):
         out["quiet"] = True

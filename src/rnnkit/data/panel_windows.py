@@ -22,7 +22,15 @@ from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel
 from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.scale import Scaler
-from rnnkit.data.series import origin_span, split_bounds
+from rnnkit.data.series import (
+    origin_span,
+    rows_needed,
+    scored_part,
+    short_series,
+    split_bounds,
+    split_text,
+    warn_few_points,
+)
 from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import ConfigError, DataError
 
@@ -83,7 +91,7 @@ class PanelPipeline:
         """Choose window and transform, drop (or refuse) short series, fit per-series scaling.
         Returns the pipeline and the panel it was fitted on (short series removed)."""
         window, diff, period, r2 = cls.choose(data, cfg)
-        panel = _without_short(data, window, cfg.horizon, diff, cfg.skip_short)
+        panel = _without_short(data, window, cfg.horizon, diff, cfg)
         pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
                    cfg.scaler, tuple(cfg.split), r2,
                    np.zeros((len(panel), panel.values.shape[1])),
@@ -92,6 +100,9 @@ class PanelPipeline:
             raise DataError(f"{panel.source}: no series has a complete training window "
                             f"(window {window} + horizon {cfg.horizon}); use a smaller --window "
                             "or a larger training fraction.")
+        # pooled over the series, as the panel is scored
+        warn_few_points(panel.source, len(pipe.segments(scored_part(cfg.split), panel.offsets)),
+                        cfg.split, f"forecasts over {len(panel)} series")
         train_end, _ = pipe.bounds(panel.lengths)
         o = len(panel.targets)
         for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
@@ -141,12 +152,12 @@ class PanelPipeline:
     def pairs(self, encoded: Encoded, split: str) -> Pairs:
         """Windows of ``split`` of every series (views of the encoded buffer)."""
         return self.windows(encoded.buffer,
-                            self.segments(check_split(split), encoded.data.offsets))
+                            self.segments(check_split(split), encoded.dataset.offsets))
 
     def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
-        index = self.segments(split, encoded.data.offsets)
+        index = self.segments(split, encoded.dataset.offsets)
         series, last = self.origins(index, torch.arange(len(index)))
-        return self.to_levels(outputs, series, last, encoded.data.values)
+        return self.to_levels(outputs, series, last, encoded.dataset.values)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
@@ -200,22 +211,26 @@ class PanelPipeline:
                    np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
 
 
-def _without_short(panel: Panel, window: int, horizon: int, diff: bool, skip: bool) -> Panel:
-    """The panel without series too short for one window (with --skip-short), else refused."""
-    need = window + horizon + int(diff)
-    short = panel.lengths < need
+def _without_short(panel: Panel, window: int, horizon: int, diff: bool, cfg: DataConfig
+                   ) -> Panel:
+    """The panel without series too short to give a complete training, validation and test
+    forecast (the single-series rule; with --skip-short), else refused."""
+    short = short_series(panel.lengths, window, horizon, diff, cfg.split)
     if not short.any():
         return panel
     ids = [panel.ids[i] for i in np.flatnonzero(short)]
     shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more"
                                           if len(ids) > SHOWN_IDS else "")
-    what = (f"{len(ids)} of {len(panel)} series have fewer than {need} rows (window "
-            f"{window} + horizon {horizon}{' + 1 for diff' if diff else ''}): {shown}")
-    if not skip:
-        raise DataError(f"{panel.source}: {what}; pass --skip-short to train without them, or "
-                        "a smaller --window.")
+    what = (f"{len(ids)} of {len(panel)} series have fewer than "
+            f"{rows_needed(window, horizon, diff, cfg.split)} rows (window {window} + horizon "
+            f"{horizon}{' + 1 for diff' if diff else ''}, and a complete forecast in each part "
+            f"of split {split_text(cfg.split)}): {shown}")
+    if not cfg.skip_short:
+        raise DataError(f"{panel.source}: {what}; pass --skip-short to train without them, a "
+                        "smaller --window, or a different --split.")
     if short.all():
-        raise DataError(f"{panel.source}: {what}: no series is left; use a smaller --window.")
+        raise DataError(f"{panel.source}: {what}: no series is left; use a smaller --window or "
+                        "a different --split.")
     panel = panel.subset(~short)
     panel.notes.append(f"skipped {what}")
     return panel

@@ -17,6 +17,7 @@ import torch
 
 from rnnkit.config import DataConfig
 from rnnkit.data.pairs import Pairs
+from rnnkit.errors import ConfigError
 
 SPLITS = ("train", "val", "test", "all")
 CPU = torch.device("cpu")
@@ -24,11 +25,11 @@ CPU = torch.device("cpu")
 
 @dataclass
 class Encoded:
-    """A dataset in model units: ``data`` is what the reader returned (a ``Table``, a
+    """A dataset in model units: ``dataset`` is what the reader returned (a ``Table``, a
     ``SequenceSet`` or a ``Panel``), ``buffer`` its scaled working rows (None for sequences,
     which are padded per split), ``device`` where pairs are built."""
 
-    data: Any
+    dataset: Any
     buffer: torch.Tensor | None
     device: torch.device = CPU
 
@@ -72,15 +73,32 @@ class Pipeline(Protocol):
         ...
 
 
-def output_columns(targets: list[str], horizon: int) -> list[str]:
+def output_columns(targets: list[str], horizon: int, levels: tuple[int, ...] = ()) -> list[str]:
     """Names of forecast columns: the target names, or ``name_t+k`` for each step k of a
-    longer horizon (step-major: all targets of step 1, then of step 2, ...)."""
-    if horizon == 1:
-        return list(targets)
-    return [f"{t}_t+{k + 1}" for k in range(horizon) for t in targets]
+    longer horizon (step-major: all targets of step 1, then of step 2, ...); each followed by
+    its interval bounds ``<column>_lo<level>``, ``<column>_hi<level>`` for every level."""
+    points = (list(targets) if horizon == 1
+              else [f"{t}_t+{k + 1}" for k in range(horizon) for t in targets])
+    out = []
+    for c in points:
+        out.append(c)
+        for level in sorted(levels):
+            out += [f"{c}_lo{level}", f"{c}_hi{level}"]
+    return out
+
+
+def output_values(pred: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndarray]]
+                  ) -> np.ndarray:
+    """Forecasts (N, H, O) and their interval bounds as rows in ``output_columns`` order."""
+    n = len(pred)
+    parts = [pred.reshape(n, -1)]
+    for level in sorted(bounds):
+        lo, hi = bounds[level]
+        parts += [lo.reshape(n, -1), hi.reshape(n, -1)]
+    return np.stack(parts, axis=-1).reshape(n, -1)
 
 
 def check_split(split: str) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+        raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}.")
     return split

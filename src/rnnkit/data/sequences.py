@@ -8,6 +8,7 @@ the training sequences' real steps (padding never counts); seq2one targets have 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +19,13 @@ from rnnkit.config import DataConfig
 from rnnkit.data.pairs import Pairs, continuation_pairs, next_step_pairs, pad_sequences
 from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.scale import Scaler
+from rnnkit.data.series import (
+    SEARCH_ROWS,
+    needed_parts,
+    scored_part,
+    split_text,
+    warn_few_points,
+)
 from rnnkit.errors import DataError
 
 
@@ -99,15 +107,39 @@ class SequenceSet:
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def subset(self, idx: np.ndarray) -> SequenceSet:
-        return SequenceSet([self.seqs[i] for i in idx],
-                           None if self.targets is None else self.targets[idx], self.source)
+
+def split_counts(n: int | np.ndarray, fracs: tuple[float, float, float]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(end of training, end of validation) of ``n`` sequences taken in order."""
+    a, b, _ = fracs
+    rows = np.asarray(n, dtype=np.float64)
+    return np.round(rows * a).astype(np.int64), np.round(rows * (a + b)).astype(np.int64)
 
 
-def read_sequences(data: Any, target: Any, shape: str) -> SequenceSet:
-    """The sequences of ``data`` (and their targets for seq2one), checked."""
-    seqs = as_sequences(data)
-    return SequenceSet(seqs, as_targets(target, len(seqs)) if shape == "seq2one" else None)
+def _lacking(n: int | np.ndarray, fracs: tuple[float, float, float]) -> np.ndarray:
+    """True where ``n`` sequences leave a needed part (training; validation and test unless
+    their fraction is 0) without a sequence."""
+    t1, t2 = split_counts(n, fracs)
+    count = {"train": t1, "val": t2 - t1, "test": np.asarray(n) - t2}
+    return np.any([count[p] < 1 for p in needed_parts(fracs)], axis=0)
+
+
+def _refuse_few(source: str, n: int, fracs: tuple[float, float, float]) -> None:
+    """DataError when ``n`` sequences give no training, validation or test sequence."""
+    if not _lacking(n, fracs):
+        return
+    # every part holds a sequence from 2 / (its fraction) sequences on (rounding moves <= 1)
+    top = math.ceil(max(2 / f for f in fracs if f > 0)) + 2
+    need = top
+    if top <= SEARCH_ROWS:
+        counts = np.arange(1, top + 1)
+        need = int(counts[np.flatnonzero(_lacking(counts, fracs))[-1]]) + 1
+    parts = [{"train": "a training", "val": "a validation", "test": "a test"}[p]
+             for p in needed_parts(fracs)]
+    raise DataError(
+        f"{source}: {n} sequences are too few: split {split_text(fracs)} needs at least {need} "
+        f"to give {', '.join(parts[:-1])} and {parts[-1]} sequence (sequences are split in "
+        "their order); give more sequences or a different --split.")
 
 
 @dataclass
@@ -161,17 +193,18 @@ class SequencePipeline:
             None,
             tuple(cfg.split),
         )
-        tr = pipe.split_indices(n)["train"]
-        if len(tr) == 0:
-            raise DataError(f"only {n} sequences: the training split is empty; give more data.")
+        parts = pipe.split_indices(n)
+        _refuse_few(data.source, n, pipe.split_fracs)
+        warn_few_points(data.source, len(parts[scored_part(pipe.split_fracs)]), pipe.split_fracs,
+                        "sequences")
+        tr = parts["train"]
         pipe.x_scaler = Scaler.fit(cfg.scaler, np.concatenate([seqs[i] for i in tr]))
         if targets is not None and cfg.shape == "seq2one":
             pipe.y_scaler = Scaler.fit(cfg.scaler, targets[tr])
         return pipe, data
 
     def split_indices(self, n: int) -> dict[str, np.ndarray]:
-        a, b, _ = self.split_fracs
-        t1, t2 = round(n * a), round(n * (a + b))
+        t1, t2 = split_counts(n, self.split_fracs)
         idx = np.arange(n)
         return {"train": idx[:t1], "val": idx[t1:t2], "test": idx[t2:], "all": idx}
 
@@ -181,7 +214,7 @@ class SequencePipeline:
 
     def pairs(self, encoded: Encoded, split: str) -> Pairs:
         """Padded, scaled pairs of the sequences of ``split``."""
-        data: SequenceSet = encoded.data
+        data: SequenceSet = encoded.dataset
         idx = self.split_indices(len(data))[check_split(split)]
         pairs = self.padded(data.seqs, data.targets, idx)
         return pairs if encoded.device.type == "cpu" else pairs.to(encoded.device)

@@ -9,6 +9,8 @@ Scalers are fit on the training rows only.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,7 +24,7 @@ from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.read import Table
 from rnnkit.data.scale import Scaler
 from rnnkit.data.stats import detect_period, trend_strength
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError, FewPointsWarning
 
 # Period and trend are read from at most this many training rows (the most recent ones for the
 # period, an even subsample for the trend): enough for any period up to 1000 steps, and the
@@ -52,6 +54,86 @@ def origin_span(split: str, n: int | np.ndarray, window: int, horizon: int, diff
         "all": (first, rows - horizon - 1),
     }[split]
     return lo, np.maximum(lo, hi + 1)
+
+
+# Fewer scored forecasts than this and the figures rest on few points (a FewPointsWarning): the
+# error of a mean of n forecast errors shrinks only as 1/sqrt(n), and below about 30 points the
+# small-sample corrections a comparison with the baselines needs (Student t instead of the
+# normal) grow fast, so one lucky stretch can decide the verdict.
+FEW_POINTS = 30
+SEARCH_ROWS = 10_000_000  # rows_needed searches lengths up to this; beyond it, a bound
+
+
+def split_text(fracs: tuple[float, float, float]) -> str:
+    return "/".join(f"{f:g}" for f in fracs)
+
+
+def needed_parts(fracs: tuple[float, float, float]) -> tuple[str, ...]:
+    """The parts that must give a complete forecast: training, and validation (early stopping
+    reads it) and test (the scores) unless their fraction is 0. One of those two must exist."""
+    _, b, c = fracs
+    if b <= 0 and c <= 0:
+        raise ConfigError(f"split {split_text(fracs)} leaves no validation or test part to score "
+                          "the model on; give one of them a fraction, e.g. --split 0.7,0.15,0.15.")
+    return ("train",) + (("val",) if b > 0 else ()) + (("test",) if c > 0 else ())
+
+
+def scored_part(fracs: tuple[float, float, float]) -> str:
+    """The part the scores are measured on: test, or validation when the split has no test."""
+    return "test" if fracs[2] > 0 else "val"
+
+
+def short_series(n: int | np.ndarray, window: int, horizon: int, diff: bool,
+                 fracs: tuple[float, float, float]) -> np.ndarray:
+    """True where a series of ``n`` rows lacks a complete forecast in a part it needs."""
+    short = np.zeros(np.shape(n), dtype=bool)
+    for part in needed_parts(fracs):
+        lo, stop = origin_span(part, n, window, horizon, diff, fracs)
+        short |= stop <= lo
+    return short
+
+
+def rows_needed(window: int, horizon: int, diff: bool, fracs: tuple[float, float, float]
+                ) -> int:
+    """The fewest rows from which every longer series gives a complete forecast in each part
+    it needs (rounding the split can make a shorter one pass too)."""
+    a, b, c = fracs
+    # from this length on every part holds enough rows (round() is off by at most 0.5)
+    bound = max((window + horizon + int(diff) + 1) / a, (horizon + 1) / b if b > 0 else 0.0,
+                (horizon + 1) / c if c > 0 else 0.0)
+    if bound > SEARCH_ROWS:
+        return math.ceil(bound)
+    lengths = np.arange(1, math.ceil(bound) + 2)
+    fails = np.flatnonzero(short_series(lengths, window, horizon, diff, fracs))
+    return int(lengths[fails[-1]]) + 1 if fails.size else 1
+
+
+def refuse_short(source: str, n: int, window: int, horizon: int, diff: bool,
+                 fracs: tuple[float, float, float]) -> None:
+    """DataError when a series of ``n`` rows cannot be trained and scored (one line: rows
+    given, rows needed, the fix)."""
+    if not short_series(n, window, horizon, diff, fracs):
+        return
+    parts = [{"train": "training", "val": "validation", "test": "test"}[p]
+             for p in needed_parts(fracs)]
+    raise DataError(
+        f"{source}: the series has {n} rows, but window {window} + horizon {horizon}"
+        f"{' + 1 (diff)' if diff else ''} needs at least {window + horizon + int(diff)} for one "
+        f"forecast and {rows_needed(window, horizon, diff, fracs)} for a complete forecast in "
+        f"each of the {', '.join(parts[:-1])} and {parts[-1]} parts (split {split_text(fracs)}); "
+        "use a smaller --window, a different --split, or a longer series.")
+
+
+def warn_few_points(source: str, scored: int, fracs: tuple[float, float, float],
+                    what: str = "forecasts") -> None:
+    """FewPointsWarning when the scored part holds fewer than FEW_POINTS forecasts."""
+    if scored >= FEW_POINTS:
+        return
+    part = "test" if scored_part(fracs) == "test" else "validation"
+    warnings.warn(FewPointsWarning(
+        f"{source}: the {part} part gives only {scored} {what} (fewer than {FEW_POINTS}), so the "
+        "scores and the verdict rest on few points; more data or a larger "
+        f"{part} fraction (--split, now {split_text(fracs)}) gives firmer figures."), stacklevel=3)
 
 
 @dataclass
@@ -89,23 +171,13 @@ class SeriesPipeline:
         window = cfg.window
         if window is None:
             window = default_window(period, train_end, cfg.horizon, diff)
-        need = window + cfg.horizon + shift
-        if n < need:
-            raise DataError(
-                f"{source}: the series has {n} rows, but window {window} + horizon {cfg.horizon}"
-                f"{' + 1 (diff)' if diff else ''} needs at least {need}; use a smaller --window "
-                "or a longer series."
-            )
+        # refused before anything is written; a warning when the scores rest on few points
+        refuse_short(source, n, window, cfg.horizon, diff, cfg.split)
         pipe = cls(list(data.targets), list(data.features),
                    "next" if cfg.shape == "next" else "window", window, cfg.horizon,
                    min(cfg.warmup, window - 1), diff, period, Scaler("none", [], []),
                    tuple(cfg.split), r2, train_end)
-        if len(pipe.origins("train", n)) == 0:
-            raise DataError(
-                f"{source}: the training split ({train_end} of {n} rows) is shorter than window "
-                f"{window} + horizon {cfg.horizon}{' + 1 (diff)' if diff else ''}; use a smaller "
-                "--window or a larger training fraction."
-            )
+        warn_few_points(source, len(pipe.origins(scored_part(cfg.split), n)), cfg.split)
         work = pipe.working(values)
         pipe.scaler = Scaler.fit(cfg.scaler, work[: train_end - shift])
         return pipe, data
@@ -138,12 +210,12 @@ class SeriesPipeline:
     def pairs(self, encoded: Encoded, split: str) -> Pairs:
         """Windows of ``split`` over the encoded series (views of its buffer)."""
         return self.windows(encoded.buffer, self.origins(check_split(split),
-                                                         len(encoded.data.values)))
+                                                         len(encoded.dataset.values)))
 
     def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
         """Outputs (N, H, O) (or (N, T, O) per step for ``next``) of ``pairs(encoded, split)``
         -> forecasts of rows origin+1.. in original units."""
-        values = encoded.data.values
+        values = encoded.dataset.values
         return self.forecast_units(outputs, values, np.asarray(self.origins(split, len(values))))
 
     def forecast_units(self, outputs: np.ndarray, values: np.ndarray, origins: np.ndarray

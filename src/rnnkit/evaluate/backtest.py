@@ -93,8 +93,8 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
         raise DataError("backtest needs the run's data: pass it (rnnkit evaluate RUN DATA "
                         "--backtest K).")
     pipe = run.pipeline
-    values = np.asarray(run.data.data.values)
-    index = run.data.data.index
+    values = np.asarray(run.data.dataset.values)
+    index = run.data.dataset.index
     o = len(pipe.targets)
     steps = default_steps(pipe) if steps is None else int(steps)
     if steps < 1:

@@ -6,6 +6,7 @@
 | code | looks at |
 |---|---|
 | ``no-skill``, ``baseline-better`` | metrics vs the baselines; spread of the predictions |
+| ``not-significant`` | the verdict's Diebold–Mariano p-value against the best baseline |
 | ``saturation`` | output range of a bounded state vs the targets; units at the bounds |
 | ``priming`` | error per step after a zero state, vs the warm-up the run declares |
 | ``overfitting``, ``still-improving`` | the per-epoch train/validation losses |
@@ -133,7 +134,7 @@ def format_findings(findings: list[Finding]) -> str:
     """One line per finding, or a clear line when there is nothing to report."""
     lines = [f.line() for f in findings]
     if all(f.severity == "info" for f in findings):
-        head = "no problems found: the model beats its baselines and nothing looks wrong"
+        head = "no problems found: no check failed"
         lines.insert(0, head + (f"; {len(lines)} note{'s' if len(lines) > 1 else ''}:"
                                 if lines else "."))
     return "\n".join(lines)

@@ -20,9 +20,9 @@ from rnnkit.data.clock import future_times, time_info
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import Panel, read_panel
 from rnnkit.data.panel_windows import PanelPipeline
-from rnnkit.data.pipeline import Encoded, output_columns
+from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import panel_scores
+from rnnkit.evaluate import intervals, panel_scores
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import model_outputs, rolling_forecast
 from rnnkit.persist import load_weights, save_weights
@@ -30,6 +30,8 @@ from rnnkit.persist import load_weights, save_weights
 PANEL_FILE = "panel.safetensors"
 BATCH = 4096
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
+ROLLED_STEPS = 100  # forecast steps calibrated through the autoregressive loop, at most
+ROLLED_ORIGINS = 2000  # (series, validation origin) pairs they are calibrated from, at most
 
 
 class PanelKind:
@@ -105,7 +107,7 @@ class PanelKind:
         """Pooled metrics over every series' test part (validation when no series has a test
         window), in original units, next to per-series baselines."""
         enc, pipe = cls.attach(run, data)
-        panel: Panel = enc.data
+        panel: Panel = enc.dataset
         o, h = len(pipe.targets), pipe.horizon
         split = "test" if len(pipe.segments("test", panel.offsets)) else "val"
         pred, series, last = forecasts(run.model, pipe, enc, split)
@@ -118,6 +120,11 @@ class PanelKind:
         if ar is not None:
             base[f"linear AR({pipe.window}), pooled"] = ar
         metrics = panel_scores.score(pipe, panel, truth, pred, base, series)
+        cal = intervals.stored(run.config)
+        if "direct" in cal:
+            metrics["intervals"] = intervals.score_intervals(
+                truth, pred, cal["direct"], base["last value"], cal.get("naive"),
+                scale=pipe.scale[series, :o])
         metrics["split"] = {
             "evaluated_on": split, "series": len(panel), "rows": len(panel.values),
             "forecasts_scored": len(pred), "horizon": h, "window": pipe.window,
@@ -136,9 +143,11 @@ class PanelKind:
         and one column per target (``y_t+k`` for each step of a longer horizon)."""
         enc, pipe = cls.attach(run, data)
         pred, series, last = forecasts(run.model, pipe, enc, "all")
-        return long_table(run.config["panel"], enc.data.ids, series, enc.data.times[last + 1],
-                          pred.reshape(len(pred), -1),
-                          output_columns(pipe.targets, pipe.horizon))
+        cal = intervals.stored(run.config).get("direct")
+        bounds = {} if cal is None else cal.bounds(pred, pipe.scale[series, :len(pipe.targets)])
+        return long_table(run.config["panel"], enc.dataset.ids, series,
+                          enc.dataset.times[last + 1], output_values(pred, bounds),
+                          output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
 
     @classmethod
     def forecast(cls, run: Any, steps: int, data: Any) -> pd.DataFrame:
@@ -153,20 +162,48 @@ class PanelKind:
         ids = run.config["panel"]["ids"]
         if data is not None:
             enc, pipe = cls.attach(run, data)
-            tail, ids = cls.tail(pipe, enc.data), enc.data.ids
+            tail, ids = cls.tail(pipe, enc.dataset), enc.dataset.ids
         elif run.tail is None:
             raise DataError("no data: pass the long table to continue.")
         else:
             tail = run.tail
-        hist = tail["values"].astype(np.float64)[:, :, : len(pipe.targets)]
         o = len(pipe.targets)
+        hist = tail["values"].astype(np.float64)[:, :, :o]
         future = rolling_forecast(run.model, hist, int(steps), window=pipe.window,
                                   diff=pipe.diff, shift=pipe.shift[:, :o],
                                   scale=pipe.scale[:, :o], batch=BATCH)  # (S, steps, O)
         s = len(hist)
         times = future_times(run.config["panel"]["clock"], tail["last"], int(steps))
+        cal = intervals.stored(run.config).get("rolled")
+        bounds = {} if cal is None else {k: (lo.reshape(s * steps, 1, o), hi.reshape(
+            s * steps, 1, o)) for k, (lo, hi) in cal.bounds(future, pipe.scale[:, :o]).items()}
         return long_table(run.config["panel"], ids, np.repeat(np.arange(s), steps),
-                          times.reshape(-1), future.reshape(s * steps, -1), list(pipe.targets))
+                          times.reshape(-1),
+                          output_values(future.reshape(s * steps, 1, o), bounds),
+                          output_columns(pipe.targets, 1, tuple(bounds)))
+
+    # --- intervals -------------------------------------------------------------------------
+    @staticmethod
+    def calibrate(run: Any) -> dict | None:
+        """Interval half-widths pooled over the series' validation parts, each residual in
+        units of its series' scale: each step of the horizon, each step of a rolled forecast,
+        and the naive last-value interval's."""
+        levels = tuple(run.config.get("data", {}).get("levels") or ())
+        if not levels or run.data is None:
+            return None
+        enc, pipe = run.data, run.pipeline
+        o, h = len(pipe.targets), pipe.horizon
+        pred, series, last = forecasts(run.model, pipe, enc, "val")
+        if len(pred) == 0:
+            return None
+        values = enc.dataset.values
+        truth = values[last[:, None] + np.arange(1, h + 1)[None, :], :o].astype(np.float64)
+        scale = pipe.scale[series, :o]
+        naive = np.repeat(values[last, None, :o].astype(np.float64), h, axis=1)
+        found = {"direct": intervals.calibrate(truth, pred, levels, scale),
+                 "naive": intervals.calibrate(truth, naive, levels, scale),
+                 "rolled": None if pipe.features else _rolled(run, levels)}
+        return {k: None if c is None else c.to_json() for k, c in found.items()}
 
     @staticmethod
     def generate(run: Any, prompts: list[np.ndarray], steps: int) -> np.ndarray:
@@ -212,6 +249,30 @@ class PanelKind:
         return pipe, tail
 
 
+def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
+    """Half-widths of rolled forecasts from (series, origin) pairs drawn evenly from the
+    validation parts, whose rolled steps stay inside them."""
+    pipe, panel = run.pipeline, run.data.dataset
+    o, need = len(pipe.targets), pipe.window + int(pipe.diff)
+    train_end, val_end = pipe.bounds(panel.lengths)
+    first = np.maximum(train_end - 1, need - 1)
+    steps = int(min(ROLLED_STEPS, max(pipe.horizon, int(np.median(val_end - first)) // 2)))
+    counts = np.maximum(val_end - 1 - steps - first + 1, 0)
+    if steps < 1 or counts.sum() == 0:
+        return None
+    pick = np.unique(np.linspace(0, counts.sum() - 1, min(ROLLED_ORIGINS, counts.sum())
+                                 ).astype(np.int64))
+    series = np.searchsorted(np.cumsum(counts), pick, side="right")
+    local = first[series] + pick - (np.cumsum(counts) - counts)[series]
+    rows = panel.offsets[series] + local  # buffer row of each origin
+    hist = panel.values[rows[:, None] + np.arange(-need + 1, 1)[None, :], :o]
+    pred = rolling_forecast(run.model, hist.astype(np.float64), steps, window=pipe.window,
+                            diff=pipe.diff, shift=pipe.shift[series, :o],
+                            scale=pipe.scale[series, :o], batch=BATCH)
+    truth = panel.values[rows[:, None] + np.arange(1, steps + 1)[None, :], :o]
+    return intervals.calibrate(truth, pred, levels, pipe.scale[series, :o])
+
+
 def forecasts(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, split: str,
               only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predictions (N, H, O) in original units, series (N,), last input rows (N,)) of
@@ -219,14 +280,14 @@ def forecasts(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, split: 
     pairs = _pairs(pipe, enc, split, only)
     raw = model_outputs(model, pairs, batch=BATCH)
     series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
-    return pipe.to_levels(raw, series, last, enc.data.values), series, last
+    return pipe.to_levels(raw, series, last, enc.dataset.values), series, last
 
 
 def _pairs(pipe: PanelPipeline, enc: Encoded, split: str, only: np.ndarray | None) -> Pairs:
     """Scaled windows of ``split`` of every series, or of the series numbered ``only``."""
     if only is None:
         return pipe.pairs(enc, split)
-    index = pipe.segments(split, enc.data.offsets)
+    index = pipe.segments(split, enc.dataset.offsets)
     counts = np.zeros(len(index.counts), dtype=np.int64)
     counts[only] = index.counts.numpy()[only]
     return pipe.windows(enc.buffer, Segments(index.starts.numpy(), counts))
@@ -246,7 +307,7 @@ def long_table(info: dict, ids: list[str], series: np.ndarray, times: np.ndarray
 def plot_series(run: Any) -> list[dict]:
     """Four series spread over the panel: recent history, test truth, test forecasts."""
     enc, pipe = PanelKind.attach(run, None)
-    panel: Panel = enc.data
+    panel: Panel = enc.dataset
     split = "test" if len(pipe.segments("test", panel.offsets)) else "val"
     picks = np.unique(np.linspace(0, len(panel) - 1, min(4, len(panel))).astype(int))
     pred, series, last = forecasts(run.model, pipe, enc, split, only=picks)

@@ -69,7 +69,7 @@ class SequenceKind:
     def evaluate(cls, run: Any, data: Any, target: Any) -> tuple[dict, Evaluation]:
         """The held-out sequences of the fitted data, or every sequence of ``data``."""
         enc, pipe = cls.attach(run, data, target)
-        seqs, targets = enc.data.seqs, enc.data.targets
+        seqs, targets = enc.dataset.seqs, enc.dataset.targets
         parts = pipe.split_indices(len(seqs))
         split = "test" if len(parts["test"]) else "val"
         idx = parts[split] if data is None else parts["all"]
@@ -88,7 +88,7 @@ class SequenceKind:
                        else truth)
             last = np.stack([s[p - 1, : pipe.n_outputs] for s in sub])
         base = sequence_baselines(train_t, last, len(sub))
-        metrics = scoring.score(truth, pred, base)
+        metrics = scoring.score(truth, pred, base, horizon=1)  # sequences are independent
         metrics["split"] = {"evaluated_on": split if data is None else "given data",
                             "sequences": len(seqs), "scored": len(sub),
                             "train": len(parts["train"]), "val": len(parts["val"]),
@@ -100,7 +100,7 @@ class SequenceKind:
     @classmethod
     def predict(cls, run: Any, data: Any, target: Any) -> np.ndarray:
         enc, pipe = cls.attach(run, data, target)
-        return sequence_outputs(run.model, pipe, enc.data.seqs)
+        return sequence_outputs(run.model, pipe, enc.dataset.seqs)
 
     @staticmethod
     def forecast(run: Any, steps: int, data: Any) -> Any:
@@ -113,6 +113,10 @@ class SequenceKind:
     @staticmethod
     def stream(run: Any) -> Stream:
         return Stream(run.model, run.pipeline)
+
+    @staticmethod
+    def calibrate(run: Any) -> None:
+        return None  # intervals for sequences are not built yet (docs/uncertainty.md)
 
     # --- files -----------------------------------------------------------------------------
     @staticmethod

@@ -14,13 +14,22 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data.clock import extend_index, index_info
-from rnnkit.data.pipeline import Encoded, output_columns
+from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read import Table, read_table
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
-from rnnkit.evaluate import scoring
+from rnnkit.evaluate import intervals, scoring
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import Stream, forecast_future, model_outputs, series_forecasts
+from rnnkit.inference import (
+    Stream,
+    forecast_future,
+    model_outputs,
+    rolling_forecast,
+    series_forecasts,
+)
+
+ROLLED_STEPS = 100  # forecast steps calibrated through the autoregressive loop, at most
+ROLLED_ORIGINS = 200  # validation origins they are calibrated from, at most
 
 
 class SeriesKind:
@@ -82,7 +91,7 @@ class SeriesKind:
     @classmethod
     def evaluate(cls, run: Any, data: Any, target: Any) -> tuple[dict, Evaluation]:
         enc, pipe = cls.attach(run, data)
-        values, index = enc.data.values, enc.data.index
+        values, index = enc.dataset.values, enc.dataset.index
         n, o = len(values), len(pipe.targets)
         split = "test" if len(pipe.origins("test", n)) else "val"
         origins = np.asarray(pipe.origins(split, n))
@@ -95,6 +104,11 @@ class SeriesKind:
         base = scoring.series_baselines(values, origins, pipe.horizon, o, train_end,
                                        pipe.period, pipe.window)
         metrics = scoring.score(truth, pred, base, scoring.series_scale(values, train_end, o))
+        cal = intervals.stored(run.config)
+        if "direct" in cal:
+            metrics["intervals"] = intervals.score_intervals(
+                truth, pred, cal["direct"], last_values(values, origins, pipe.horizon, o),
+                cal.get("naive"))
 
         def span(a: int, b: int) -> list:
             return [str(index[a]), str(index[b - 1])] if b > a else []
@@ -111,7 +125,7 @@ class SeriesKind:
     @classmethod
     def predict(cls, run: Any, data: Any, target: Any) -> pd.DataFrame:
         enc, pipe = cls.attach(run, data)
-        values, index = enc.data.values, enc.data.index
+        values, index = enc.dataset.values, enc.dataset.index
         need = pipe.window + int(pipe.diff) + 1
         if len(values) < need:
             raise DataError(f"predict needs at least {need} rows (window {pipe.window}"
@@ -120,8 +134,10 @@ class SeriesKind:
         origins = np.arange(pipe.window - 1 + int(pipe.diff), len(values) - 1)
         padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
         pred = series_forecasts(run.model, pipe, padded, origins)  # (N, H, O)
-        return pd.DataFrame(pred.reshape(len(origins), -1), index=index[origins + 1],
-                            columns=output_columns(pipe.targets, pipe.horizon))
+        cal = intervals.stored(run.config).get("direct")
+        bounds = {} if cal is None else cal.bounds(pred)
+        return pd.DataFrame(output_values(pred, bounds), index=index[origins + 1],
+                            columns=output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
 
     @classmethod
     def forecast(cls, run: Any, steps: int, data: Any) -> pd.DataFrame:
@@ -131,10 +147,36 @@ class SeriesKind:
             info = run.config["tail"]["index"]
         else:
             enc, _ = cls.attach(run, data)
-            hist, info = enc.data.values, index_info(enc.data.index)
+            hist, info = enc.dataset.values, index_info(enc.dataset.index)
         out = forecast_future(run.model, pipe, hist[:, : len(pipe.targets)] if not pipe.features
                               else hist, int(steps))
-        return pd.DataFrame(out, index=extend_index(info, int(steps)), columns=pipe.targets)
+        cal = intervals.stored(run.config).get("rolled")
+        bounds = {} if cal is None else {k: (lo[0, :, None], hi[0, :, None]) for k, (lo, hi)
+                                         in cal.bounds(out[None]).items()}
+        return pd.DataFrame(output_values(out[:, None], bounds),
+                            index=extend_index(info, int(steps)),
+                            columns=output_columns(pipe.targets, 1, tuple(bounds)))
+
+    # --- intervals -------------------------------------------------------------------------
+    @staticmethod
+    def calibrate(run: Any) -> dict | None:
+        """Interval half-widths from the validation part: each step of the horizon (predict),
+        each step of a forecast rolled past the end, and the naive last-value interval's."""
+        levels = tuple(run.config.get("data", {}).get("levels") or ())
+        if not levels or run.data is None:
+            return None
+        enc, pipe = run.data, run.pipeline
+        values, o = enc.dataset.values, len(pipe.targets)
+        origins = np.asarray(pipe.origins("val", len(values)))
+        if len(origins) == 0:
+            return None
+        pred = pipe.to_units(model_outputs(run.model, pipe.pairs(enc, "val")), enc, "val")
+        truth = scoring.series_truth(values, origins, pipe.horizon, o)
+        found = {"direct": intervals.calibrate(truth, pred, levels),
+                 "naive": intervals.calibrate(truth, last_values(values, origins, pipe.horizon,
+                                                                 o), levels),
+                 "rolled": None if pipe.features else _rolled(run, levels)}
+        return {k: None if c is None else c.to_json() for k, c in found.items()}
 
     @staticmethod
     def generate(run: Any, prompts: list[np.ndarray], steps: int) -> np.ndarray:
@@ -153,3 +195,32 @@ class SeriesKind:
     @staticmethod
     def load(folder: Path, cfg: dict) -> tuple[SeriesPipeline, None]:
         return SeriesPipeline.from_json(cfg["pipeline"]), None
+
+
+def last_values(values: np.ndarray, origins: np.ndarray, horizon: int, o: int) -> np.ndarray:
+    """The naive forecasts (N, H, O): each origin's last value, repeated over the horizon."""
+    last = np.asarray(values[origins, :o], dtype=np.float64)
+    return np.repeat(last[:, None, :], horizon, axis=1)
+
+
+def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
+    """Half-widths of forecasts rolled through the model's own outputs, calibrated on origins
+    of the validation part whose rolled steps stay inside it (never the test part)."""
+    pipe, values = run.pipeline, run.data.dataset.values
+    o, need = len(pipe.targets), pipe.window + int(pipe.diff)
+    train_end, val_end = pipe.bounds(len(values))
+    first = max(train_end - 1, need - 1)
+    steps = min(ROLLED_STEPS, max(pipe.horizon, (val_end - 1 - first) // 2))
+    last = val_end - 1 - steps  # origins whose steps all lie in the validation rows
+    if steps < 1 or last < first:
+        return None
+    origins = np.unique(np.linspace(first, last, min(ROLLED_ORIGINS, last - first + 1)
+                                    ).astype(int))
+    rows = origins[:, None] + np.arange(-need + 1, 1)[None, :]
+    hist = np.asarray(values[rows, :o], dtype=np.float64)  # (S, need, O)
+    pred = rolling_forecast(run.model, hist, steps, window=pipe.window, diff=pipe.diff,
+                            shift=np.asarray(pipe.scaler.shift[:o]),
+                            scale=np.asarray(pipe.scaler.scale[:o]),
+                            last_step=pipe.shape == "next", read_as=np.float32)
+    truth = values[origins[:, None] + np.arange(1, steps + 1)[None, :], :o]
+    return intervals.calibrate(truth, pred, levels)

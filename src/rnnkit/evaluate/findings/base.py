@@ -124,13 +124,13 @@ class Subject:
     def series_values(self) -> np.ndarray:
         if not self.has_data or not self.is_series:
             raise DataError("internal: series values asked of a run without series data")
-        return np.asarray(self.data.data.values)
+        return np.asarray(self.data.dataset.values)
 
     def sequences(self) -> tuple[list[np.ndarray], np.ndarray | None]:
         """The sequences and their seq2one targets (None otherwise)."""
         if not self.has_data or self.is_series:
             raise DataError("internal: sequences asked of a run without sequences")
-        return self.data.data.seqs, self.data.data.targets
+        return self.data.dataset.seqs, self.data.dataset.targets
 
     def tensor(self) -> torch.Tensor:
         """The scaled working series (rows, F)."""

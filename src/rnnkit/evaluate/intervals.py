@@ -1,0 +1,146 @@
+"""Prediction intervals by split conformal prediction, calibrated on the validation part.
+
+For each level (say 80%), forecast step and target, the half-width is the
+``ceil((n + 1) * 0.80)``-th smallest absolute residual of the n validation forecasts: if the
+test errors are exchangeable with the validation errors, an interval ``forecast ± half-width``
+covers the truth with probability at least 80%, whatever the model and the noise
+(Vovk et al. 2005; Lei et al. 2018). Nothing here fits a distribution.
+
+A panel pools its series: each residual is divided by its series' scale first, and the
+half-width is multiplied back by the scale of the series it is used for. Forecasts further
+ahead than any step calibrated widen as the square root of the step (a random walk's errors),
+which the run's notes say; calibrated steps never do that.
+
+The figures an evaluation reports for an interval: coverage (share of truths inside), mean
+width, and the interval (Winkler) score: the width plus ``2 / (1 - level)`` times the distance by
+which the truth falls outside (Gneiting & Raftery 2007); lower is better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_LEVELS = (80, 95)
+
+
+@dataclass
+class Calibration:
+    """Half-widths of split-conformal intervals.
+
+    levels: interval levels in percent. widths: (levels, steps, targets) half-widths, in
+    original units or, when ``per_series``, in units of each series' scale. points: how many
+    validation forecasts each half-width rests on.
+    """
+
+    levels: list[int]
+    widths: np.ndarray
+    points: int
+    per_series: bool = False
+
+    @property
+    def steps(self) -> int:
+        return int(self.widths.shape[1])
+
+    def half_widths(self, steps: int) -> np.ndarray:
+        """(levels, steps, targets) half-widths for forecast steps 1..steps; steps past the
+        calibrated ones grow as the square root of the step from the last calibrated one."""
+        k = self.steps
+        if steps <= k:
+            return self.widths[:, :steps]
+        grow = np.sqrt(np.arange(k + 1, steps + 1) / k)[None, :, None]
+        return np.concatenate([self.widths, self.widths[:, -1:] * grow], axis=1)
+
+    def bounds(self, pred: np.ndarray, scale: np.ndarray | None = None
+               ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{level: (lo, hi)} around forecasts ``pred`` (N, steps, targets); ``scale`` (N,
+        targets) is each row's series scale for a per-series calibration."""
+        w = self.half_widths(pred.shape[1])
+        out = {}
+        for i, level in enumerate(self.levels):
+            half = w[i][None] if scale is None else w[i][None] * scale[:, None, :]
+            out[level] = (pred - half, pred + half)
+        return out
+
+    def to_json(self) -> dict:
+        return {"levels": list(self.levels), "widths": self.widths.tolist(),
+                "points": self.points, "per_series": self.per_series}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Calibration:
+        widths = np.asarray(d["widths"], dtype=np.float64)
+        if widths.ndim != 3 or widths.shape[0] != len(d["levels"]):
+            raise ValueError(f"interval widths of shape {widths.shape} for levels {d['levels']}")
+        return cls([int(v) for v in d["levels"]], widths, int(d["points"]),
+                   bool(d.get("per_series", False)))
+
+
+def calibrate(truth: np.ndarray, pred: np.ndarray, levels: list[int] | tuple[int, ...],
+              scale: np.ndarray | None = None) -> Calibration | None:
+    """Split-conformal half-widths from validation forecasts ``pred`` and their ``truth``
+    (N, steps, targets); ``scale`` (N, targets) makes them per-series. None without data."""
+    if len(truth) == 0 or not levels:
+        return None
+    scores = np.abs(np.asarray(truth, dtype=np.float64) - pred)
+    if scale is not None:
+        scores = scores / scale[:, None, :]
+    n = len(scores)
+    widths = np.stack([_conformal_quantile(scores, level / 100, n) for level in levels])
+    return Calibration(list(levels), widths, n, scale is not None)
+
+
+def _conformal_quantile(scores: np.ndarray, level: float, n: int) -> np.ndarray:
+    """The ceil((n + 1) * level)-th smallest score along axis 0 (the largest when n is too
+    small for the level: the interval is then as wide as the data allows, and says so by its
+    points)."""
+    rank = min(math.ceil((n + 1) * level), n)
+    return np.sort(scores, axis=0)[rank - 1]
+
+
+def interval_scores(truth: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: int) -> dict:
+    """Coverage (0..1), mean width and mean interval (Winkler) score of intervals [lo, hi]."""
+    y = np.asarray(truth, dtype=np.float64)
+    alpha = 1 - level / 100
+    below, above = np.maximum(lo - y, 0.0), np.maximum(y - hi, 0.0)
+    winkler = (hi - lo) + (2 / alpha) * (below + above)
+    return {"coverage": float(np.mean((y >= lo) & (y <= hi))), "width": float(np.mean(hi - lo)),
+            "winkler": float(np.mean(winkler)), "points": int(y.size)}
+
+
+def score_intervals(truth: np.ndarray, pred: np.ndarray, cal: Calibration,
+                    naive_pred: np.ndarray, naive_cal: Calibration | None,
+                    scale: np.ndarray | None = None) -> dict:
+    """``{"80": {"model": {...}, "last value": {...}}, ...}``: the model's intervals and the
+    naive ones (last value ± its own validation residual quantiles) on the same test truth."""
+    model = cal.bounds(pred, scale)
+    naive = None if naive_cal is None else naive_cal.bounds(naive_pred, scale)
+    out = {}
+    for level in cal.levels:
+        row = {"model": interval_scores(truth, *model[level], level)}
+        if naive is not None:
+            row["last value"] = interval_scores(truth, *naive[level], level)
+        out[str(level)] = row
+    return out
+
+
+def format_intervals(metrics: dict) -> str:
+    """Lines for the metrics table: coverage, width and interval score per level."""
+    rows = metrics.get("intervals") or {}
+    lines = []
+    for level, row in rows.items():
+        parts = []
+        for name, s in row.items():
+            parts.append(f"{name} covers {100 * s['coverage']:.1f}%, width {s['width']:.4g}, "
+                         f"interval score {s['winkler']:.4g}")
+        lines.append(f"{level}% interval: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def stored(config: dict) -> dict[str, Calibration]:
+    """The calibrations a run's config holds (``config["intervals"]``), by kind: ``direct``
+    (each step of the horizon), ``rolled`` (forecast steps past the end), ``naive``."""
+    found = config.get("intervals") or {}
+    return {k: Calibration.from_json(v) for k, v in found.items()
+            if isinstance(v, dict) and k != "method"}
