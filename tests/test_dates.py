@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 import rnnkit
 from rnnkit.data import timeline
 from rnnkit.data.clock import extend_index, index_info
-from rnnkit.data.panel import read_panel
 from rnnkit.data.read import read_table
+from rnnkit.data.read_panel import read_panel
 from rnnkit.data.timeline import frequency
 from rnnkit.errors import DataError
 

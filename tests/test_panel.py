@@ -11,8 +11,8 @@ import torch
 import rnnkit
 from rnnkit.config import DataConfig
 from rnnkit.data.pairs import Segments
-from rnnkit.data.panel import read_panel
-from rnnkit.data.panel_windows import PanelPipeline
+from rnnkit.data.panel import PanelPipeline
+from rnnkit.data.read_panel import read_panel
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.evaluate.scoring import verdict
 from tests.helpers_panel import make_panel, threshold_panel, write_panel

@@ -90,7 +90,7 @@ def panel_texts(draw: st.DrawFn) -> str:
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(panel_texts(), st.sampled_from([None, "ffill", "drop"]))
 def test_panel_reader_returns_a_valid_panel_or_data_error(text: str, fill: str | None) -> None:
-    from rnnkit.data.panel import Panel, read_panel
+    from rnnkit.data.read_panel import Panel, read_panel
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "panel.csv"

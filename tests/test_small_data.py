@@ -19,9 +19,9 @@ from helpers_panel import make_panel
 
 import rnnkit
 from rnnkit.config import DataConfig
-from rnnkit.data.panel import read_panel
-from rnnkit.data.panel_windows import PanelPipeline
+from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.read import read_table
+from rnnkit.data.read_panel import read_panel
 from rnnkit.data.sequences import SequencePipeline, SequenceSet, as_sequences
 from rnnkit.data.series import FEW_POINTS, SeriesPipeline, rows_needed, short_series
 from rnnkit.errors import ConfigError, DataError, FewPointsWarning

@@ -1,7 +1,7 @@
 """Date columns: which cells are dates, and reading them, day-first or month-first as the data
 says (a field above 12 is a day). Years and quarters ("2020", "2020Q1") are dates too.
 
-Used by both readers (``data/read.py`` for a series, ``data/panel.py`` for a panel), so a date
+Used by both readers (``data/read.py`` for a series, ``data/read_panel.py`` for a panel), so a date
 means the same in both.
 """
 

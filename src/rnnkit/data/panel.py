@@ -1,337 +1,236 @@
-"""Read a long-format panel: many series in one table, one row per (series, time).
+"""The panel pipeline: many series in one buffer -> windows that never cross a series boundary.
 
-The forecasting ecosystem's convention (NeuralForecast, statsforecast) is the columns
-``unique_id, ds, y``; those are the defaults here when present. ``read_panel`` returns a
-:class:`Panel` whose rows are sorted by series (in order of first appearance) and then by time,
-in one C-contiguous float32 buffer with ``offsets`` marking where each series starts. Every
-problem is a one-line DataError naming the source, column, row and the fix.
+Each series is split by time on its own (the first 70% of its rows train, and so on), scaled by
+statistics of its own training rows (so series of any magnitude train together), and cut into
+windows ``window -> horizon`` exactly as a single series is. The working buffer has one row per
+data row (with ``diff``, a series' first row is an unused zero), so a window's rows are data rows.
+Windows are rows of one strided view; a :class:`~rnnkit.data.pairs.Segments` index names the
+ones of a split, so no window is copied and no per-window array exists.
 """
 
 from __future__ import annotations
 
-import csv
-import importlib.util
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-import pandas as pd
+import torch
 
-from rnnkit.data.dates import parse_dates
-from rnnkit.data.panel_time import (
-    CHUNK,
-    PANEL_FILLS,
-    Identity,
-    Rows,
-    in_order,
-    on_frequency,
-    one_row_per_time,
-    row_at,
+from rnnkit.config import DataConfig
+from rnnkit.data.choices import default_window, differenced, wants_diff
+from rnnkit.data.pairs import Pairs, Segments
+from rnnkit.data.pipeline import Encoded, check_split
+from rnnkit.data.read_panel import Panel
+from rnnkit.data.scale import Scaler
+from rnnkit.data.series import (
+    origin_span,
+    rows_needed,
+    scored_part,
+    short_series,
+    split_bounds,
+    split_text,
+    warn_few_points,
 )
-from rnnkit.data.validate import row_list, show, sniff
-from rnnkit.errors import DataError, did_you_mean
+from rnnkit.data.stats import detect_period, trend_strength
+from rnnkit.errors import ConfigError, DataError
 
-ID, TIME, TARGET = "unique_id", "ds", "y"
-SNIFF_LINES = 100  # lines the delimiter is guessed from
+ANALYSIS_SERIES = 64  # period and trend are read from this many series, evenly spaced
+SHOWN_IDS = 10
 
 
 @dataclass
-class Panel:
-    """Validated series of a long table in one buffer.
+class PanelPipeline:
+    """Window, horizon, transform and per-series scaling of a global model over a panel."""
 
-    values: (rows, targets + features) float32, finite; series after series, time ascending.
-    offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
-    ids: the series ids (as text), in order of first appearance in the source.
-    times: (rows,) datetime64[ns] or int64 time of every row.
-    """
-
-    values: np.ndarray
-    offsets: np.ndarray
-    ids: list[str]
-    times: np.ndarray
-    id_name: str
-    time_name: str | None
+    kind: ClassVar[str] = "panel"
     targets: list[str]
     features: list[str]
-    source: str
-    notes: list[str]
+    window: int
+    horizon: int
+    diff: bool
+    period: int | None
+    scaler: str
+    split_fracs: tuple[float, float, float]
+    trend_r2: float
+    shift: np.ndarray  # (S, F) float64: per-series centre, in working units
+    scale: np.ndarray  # (S, F) float64: per-series spread (1 where a series is flat)
+    shape: str = "window"
+    warmup: int = 0
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+    # --- building --------------------------------------------------------------------------
+    @classmethod
+    def choose(cls, panel: Panel, cfg: DataConfig) -> tuple[int, bool, int | None, float]:
+        """(window, diff, period, trend R^2) read from the training rows of a few series."""
+        if cfg.shape != "window":
+            raise ConfigError(f"shape={cfg.shape!r}: a panel trains one window model across its "
+                              "series; use shape='window' (the default).")
+        lengths = panel.lengths
+        pick = np.unique(np.linspace(0, len(lengths) - 1, min(len(lengths), ANALYSIS_SERIES)
+                                     ).astype(int))
+        r2s, periods = [], []
+        for i in pick:
+            n_train = round(int(lengths[i]) * cfg.split[0])
+            if n_train < 4:
+                continue
+            y = panel.values[panel.offsets[i] : panel.offsets[i] + n_train, 0].astype(np.float64)
+            r2s.append(trend_strength(y))
+            periods.append(detect_period(y))
+        r2 = float(np.median(r2s)) if r2s else 0.0
+        diff = wants_diff(cfg.transform, r2)
+        found = [p for p in periods if p]
+        period = cfg.period if cfg.period is not None else (
+            int(np.bincount(found).argmax()) if found else None)
+        window = cfg.window
+        if window is None:
+            typical = round(float(np.median(lengths)) * cfg.split[0])
+            window = default_window(period, typical, cfg.horizon, diff)
+        return window, diff, period, r2
 
-    def __len__(self) -> int:
-        return len(self.ids)
+    @classmethod
+    def fit(cls, data: Panel, cfg: DataConfig) -> tuple[PanelPipeline, Panel]:
+        """Choose window and transform, drop (or refuse) short series, fit per-series scaling.
+        Returns the pipeline and the panel it was fitted on (short series removed)."""
+        window, diff, period, r2 = cls.choose(data, cfg)
+        panel = _without_short(data, window, cfg.horizon, diff, cfg)
+        pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
+                   cfg.scaler, tuple(cfg.split), r2,
+                   np.zeros((len(panel), panel.values.shape[1])),
+                   np.ones((len(panel), panel.values.shape[1])))
+        if len(pipe.segments("train", panel.offsets)) == 0:
+            raise DataError(f"{panel.source}: no series has a complete training window "
+                            f"(window {window} + horizon {cfg.horizon}); use a smaller --window "
+                            "or a larger training fraction.")
+        # pooled over the series, as the panel is scored
+        warn_few_points(panel.source, len(pipe.segments(scored_part(cfg.split), panel.offsets)),
+                        cfg.split, f"forecasts over {len(panel)} series")
+        train_end, _ = pipe.bounds(panel.lengths)
+        o = len(panel.targets)
+        for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
+            rows = panel.values[a : a + max(int(n_tr), 2)]
+            if diff:  # working rows of this series only: no copy of the whole buffer
+                rows = differenced(rows, o)
+            fitted = Scaler.fit(cfg.scaler, rows)  # the single-series scaler, per series
+            pipe.shift[i], pipe.scale[i] = fitted.shift, fitted.scale
+        return pipe, panel
 
-    def subset(self, keep: np.ndarray) -> Panel:
-        """The series where ``keep`` (S,) is True, in one new buffer."""
-        if keep.all():
-            return self
-        rows = np.repeat(keep, self.lengths)
-        lengths = self.lengths[keep]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return Panel(np.ascontiguousarray(self.values[rows]), offsets,
-                     [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
-                     self.id_name, self.time_name, self.targets, self.features, self.source,
-                     list(self.notes))
+    def working(self, panel: Panel) -> np.ndarray:
+        """Rows before scaling: target changes (with diff; 0 at each series' first row) and
+        features as they are. float32, one row per data row."""
+        work = np.array(panel.values, dtype=np.float32)
+        if self.diff:
+            o = len(self.targets)
+            work[1:, :o] = panel.values[1:, :o] - panel.values[:-1, :o]
+            work[panel.offsets[:-1], :o] = 0.0
+        return work
 
+    def tensor(self, panel: Panel) -> torch.Tensor:
+        """The scaled working buffer (rows, F), each series by its own statistics."""
+        work = self.working(panel)
+        for i, (a, b) in enumerate(zip(panel.offsets[:-1], panel.offsets[1:], strict=True)):
+            work[a:b] = (work[a:b] - self.shift[i]) / self.scale[i]
+        return torch.from_numpy(work)
 
-def columns_of(source: object) -> list[str] | None:
-    """Column names of a file or DataFrame (the header only), None for other sources."""
-    if isinstance(source, pd.DataFrame):
-        return [str(c) for c in source.columns]
-    if not isinstance(source, str | Path):
-        return None
-    path = Path(source)
-    if not path.is_file():
-        return None
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            if importlib.util.find_spec("pyarrow") is None:
-                return None
-            import pyarrow.parquet as pq
+    # --- windows ---------------------------------------------------------------------------
+    def bounds(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per series (train_end, val_end) local row indices."""
+        return split_bounds(lengths, self.split_fracs)
 
-            return list(pq.read_schema(path).names)
-        head, delimiter = _head(path)
-    except (OSError, ValueError):
-        return None  # the series reader reports unreadable files properly
-    return [c.strip() for c in next(csv.reader([head], delimiter=delimiter), [])]
+    def local_origins(self, split: str, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per series, the first and one-past-last local origin of ``split``'s forecasts
+        (the single-series rules, applied to every series at once)."""
+        return origin_span(split, lengths, self.window, self.horizon, self.diff,
+                           self.split_fracs)
 
+    def segments(self, split: str, offsets: np.ndarray) -> Segments:
+        """The windows of ``split`` as runs of window start rows in the buffer."""
+        lo, stop = self.local_origins(split, np.diff(offsets))
+        return Segments(offsets[:-1] + lo - self.window + 1, stop - lo)
 
-def is_panel(source: object, id_column: str | None) -> bool:
-    """Long format: an id column was named, or the source has the conventional ``unique_id``."""
-    if id_column is not None:
-        return True
-    names = columns_of(source)
-    return bool(names) and ID in names
+    def encode(self, data: Panel) -> Encoded:
+        return Encoded(data, self.tensor(data))
 
+    def pairs(self, encoded: Encoded, split: str) -> Pairs:
+        """Windows of ``split`` of every series (views of the encoded buffer)."""
+        return self.windows(encoded.buffer,
+                            self.segments(check_split(split), encoded.dataset.offsets))
 
-def _head(path: Path) -> tuple[str, str]:
-    """(header line, delimiter) of a text table, sniffed as the series reader does it."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        lines = [line for _, line in zip(range(SNIFF_LINES), f, strict=False)]
-    head = lines[0] if lines else ""
-    return head, "\t" if path.suffix.lower() == ".tsv" else sniff("".join(lines))[0]
+    def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
+        index = self.segments(split, encoded.dataset.offsets)
+        series, last = self.origins(index, torch.arange(len(index)))
+        return self.to_levels(outputs, series, last, encoded.dataset.values)
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
 
-def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
-    """(frame, display name, file lines before data row 1) of a path or DataFrame."""
-    if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), "<DataFrame>", -1
-    if not isinstance(source, str | Path):
-        raise DataError(f"a panel (long format) is read from a CSV/Parquet file or a DataFrame, "
-                        f"not a {type(source).__name__}.")
-    display, path = str(source), Path(source)
-    if not path.is_file():
-        raise DataError(f"file not found: {display}; check the path (relative to {Path.cwd()}).")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path), display, -1
-        frame = pd.read_csv(path, sep=_head(path)[1], encoding="utf-8-sig",
-                            skipinitialspace=True, low_memory=False)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{display}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save "
-                        "the file as UTF-8.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        text = " ".join(str(exc).split())
-        raise DataError(f"{display}: cannot be read as a CSV table ({text}); check that every "
-                        "line has the header's number of fields.") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame, display, 1
+    def windows(self, data: torch.Tensor, index: Segments) -> Pairs:
+        """Windows named by ``index`` over the scaled buffer ``data`` (views, no copies)."""
+        o = len(self.targets)
+        w, h = self.window, self.horizon
+        inputs = data.unfold(0, w, 1).permute(0, 2, 1)  # row s: data rows s .. s+w-1
+        # row s: the h target rows after the window that starts at s
+        targets = data[w:, :o].unfold(0, h, 1).permute(0, 2, 1)
+        return Pairs(inputs, targets, index=index)
 
+    def origins(self, index: Segments, k: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(series number, buffer row of the last input) of pair numbers ``k``."""
+        return (index.series(k).numpy(), (index.rows(k) + self.window - 1).numpy())
 
-def _pick(names: list[str], name: str, role: str, source: str) -> str:
-    if name in names:
-        return name
-    raise DataError(f"{source}: column '{name}' not found; available: [{', '.join(names)}]"
-                    f"{did_you_mean(name, names) or '.'} Pass one of these names as --{role}.")
+    # --- back to original units ------------------------------------------------------------
+    def to_levels(self, pred: np.ndarray, series: np.ndarray, last_rows: np.ndarray,
+                  values: np.ndarray) -> np.ndarray:
+        """Scaled outputs (N, H, O) of windows ending at buffer rows ``last_rows`` of series
+        ``series`` -> forecasts in original units."""
+        o = len(self.targets)
+        out = pred * self.scale[series, None, :o] + self.shift[series, None, :o]
+        if self.diff:
+            base = np.asarray(values[last_rows, :o], dtype=np.float64)
+            out = base[:, None, :] + np.cumsum(out, axis=1)
+        return out
 
+    def to_json(self) -> dict:
+        """Everything but the per-series statistics (those go in safetensors)."""
+        return {"kind": "panel", "targets": self.targets, "features": self.features,
+                "shape": self.shape, "window": self.window, "horizon": self.horizon,
+                "warmup": self.warmup, "diff": self.diff, "period": self.period,
+                "scaler": self.scaler, "split": list(self.split_fracs),
+                "trend_r2": self.trend_r2, "series": len(self.shift)}
 
-def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
-    """A column as float64; a cell that is not a number is an error naming its row."""
-    col = frame[name]
-    if col.dtype == np.float64:
-        return col.to_numpy(copy=False)  # NaN is already NaN: no copy of a long column
-    if pd.api.types.is_bool_dtype(col.dtype) or (
-            pd.api.types.is_numeric_dtype(col.dtype)
-            and not pd.api.types.is_complex_dtype(col.dtype)):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.flatnonzero(np.isnan(num) & col.notna().to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} has "
-                        f"{show(col.iloc[i])}, which is not a number; fix the cell (or choose "
-                        "another --target).")
-    return num
-
-
-def _finite32(col: np.ndarray, name: str, source: str, header: int) -> np.ndarray:
-    """A float64 column checked for infinity and for values float32 cannot hold (NaN is left
-    for the missing-value rules)."""
-    for a in range(0, len(col), CHUNK):
-        part = col[a : a + CHUNK]
-        bad = np.flatnonzero(np.abs(part) > np.finfo(np.float32).max)
-        if len(bad):
-            i = a + int(bad[0])
-            what = (f"is {col[i]}; infinity cannot be learned" if np.isinf(col[i]) else
-                    f"has {col[i]:g}, beyond the float32 range rnnkit trains in; rescale the "
-                    "column (e.g. to thousands)")
-            raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} {what}. "
-                            "Fix the cell.")
-    return col
-
-
-def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
-    """Time of every row: int64 for whole numbers (steps, years), else datetime64[ns]."""
-    col = frame[name]
-    if col.isna().any():
-        i = int(np.flatnonzero(col.isna().to_numpy())[0])
-        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} is empty; "
-                        "every row needs its time.")
-    if pd.api.types.is_integer_dtype(col.dtype):
-        return col.to_numpy(dtype=np.int64)
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        return col.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if getattr(
-            col.dt, "tz", None) else col.to_numpy(dtype="datetime64[ns]")
-    # every series repeats the same dates: parse each distinct text once, with the reader's
-    # rules (years, 1959Q1 quarters, formats inferred from the first cell, ISO 8601)
-    codes, uniques = pd.factorize(col, sort=False)
-    parsed, bad = parse_dates(np.asarray(uniques, dtype=object))
-    if parsed is None:
-        i = int(np.flatnonzero(codes == bad)[0])
-        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} has "
-                        f"{show(col.iloc[i])}, which is not a date or a whole number; fix the "
-                        "cell or pass another --time column.")
-    return parsed.to_numpy(dtype="datetime64[ns]")[codes]
-
-
-def read_panel(source: object, id_column: str | None = None, time: str | None = None,
-               target: str | Sequence[str] | None = None,
-               features: str | Sequence[str] | None = None, fill: str | None = None,
-               duplicates: str | None = None) -> Panel:
-    """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
-
-    Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
-    series) and ``y`` (when present; else the only other numeric column). ``fill``: None
-    (missing values are an error), ``ffill`` (within each series) or ``drop``. The time rules of
-    docs/dates.md hold per series: rows are sorted, a repeated (series, time) is refused unless
-    ``duplicates`` is ``first``, ``last`` or ``mean``, and periods missing from the panel's
-    frequency are missing values (``ffill`` inserts and carries over them; ``drop`` leaves them
-    out).
-    """
-    frame, src, header = _frame(source)
-    if len(frame) == 0:
-        raise DataError(f"{src}: 0 data rows; expected one row per series and time.")
-    id_name, time_name, chosen, n_targets = _columns(frame, src, id_column, time, target,
-                                                     features)
-    codes, uniques = _series_codes(frame[id_name], id_name, src, header)
-    times = (_times(frame, time_name, src, header) if time_name
-             else np.arange(len(frame), dtype=np.int64))
-    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
-    for j, c in enumerate(chosen):
-        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
-    data = Rows(values, codes, times, Identity(), uniques, src, header)
-    notes: list[str] = []
-    in_order(data, notes)
-    one_row_per_time(data, duplicates, notes)
-    if time_name:
-        on_frequency(data, fill, notes)
-    _fill_missing(data, chosen, fill, notes)
-    return _assemble(data, id_name, time_name, chosen, n_targets, notes)
+    @classmethod
+    def from_json(cls, d: dict, tensors: dict[str, torch.Tensor] | None = None
+                  ) -> PanelPipeline:
+        if tensors is None:
+            raise DataError("a panel pipeline needs its per-series statistics (shift, scale).")
+        shift, scale = tensors["shift"].numpy(), tensors["scale"].numpy()
+        if len(shift) != int(d["series"]) or shift.shape != scale.shape:
+            raise DataError(f"per-series statistics for {len(shift)} series do not match the "
+                            f"{d['series']} the pipeline was fitted on.")
+        return cls(list(d["targets"]), list(d["features"]), int(d["window"]),
+                   int(d["horizon"]), bool(d["diff"]),
+                   None if d["period"] is None else int(d["period"]), str(d["scaler"]),
+                   tuple(float(s) for s in d["split"]), float(d["trend_r2"]),
+                   np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
 
 
-def _columns(frame: pd.DataFrame, src: str, id_column: str | None, time: str | None,
-             target: str | Sequence[str] | None, features: str | Sequence[str] | None
-             ) -> tuple[str, str | None, list[str], int]:
-    """``(id, time or None, targets + features, number of targets)``, checked."""
-    names = list(frame.columns)
-    id_name = _pick(names, id_column or ID, "id", src)
-    time_name = (_pick(names, time, "time", src) if time
-                 else TIME if TIME in names and id_name != TIME else None)
-    feats = [features] if isinstance(features, str) else list(features or [])
-    if target is None:
-        if TARGET in names:
-            tgts = [TARGET]
-        else:
-            rest = [c for c in names if c not in (id_name, time_name, *feats)
-                    and pd.api.types.is_numeric_dtype(frame[c].dtype)]
-            if len(rest) != 1:
-                raise DataError(f"{src}: cannot tell which column to predict among "
-                                f"[{', '.join(rest) or 'no numeric columns'}]; pass --target.")
-            tgts = rest
-    else:
-        tgts = [target] if isinstance(target, str) else list(target)
-    chosen = [_pick(names, c, "target" if c in tgts else "features", src) for c in tgts + feats]
-    if len(set(chosen)) < len(chosen) or {id_name, time_name} & set(chosen):
-        raise DataError(f"{src}: the id, time, target and feature columns must all differ "
-                        f"(got id '{id_name}', time '{time_name}', columns {chosen}).")
-    return id_name, time_name, chosen, len(tgts)
-
-
-def _series_codes(ids: pd.Series, id_name: str, src: str, header: int
-                  ) -> tuple[np.ndarray, pd.Index]:
-    """``(code of every row's series, the ids in order of first appearance)``."""
-    if ids.isna().any():
-        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise DataError(f"{src}: id column '{id_name}' {row_at(src, header, i)} is empty; every "
-                        "row needs the id of its series.")
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        # the codes are already there (no 8-byte-per-row factorize); series keep the
-        # categories' order, unused categories are dropped at assembly
-        codes, uniques = ids.array.codes, ids.cat.categories  # a view
-        if codes.itemsize < 4:  # int8/int16 codes of few categories: room for the count
-            codes = codes.astype(np.int32)
-        return codes, uniques
-    codes, uniques = pd.factorize(ids, sort=False)
-    return codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False), uniques
-
-
-def _fill_missing(data: Rows, chosen: list[str], fill: str | None, notes: list[str]) -> None:
-    """Refuse missing cells, or fill them within their series (``ffill``) or drop their rows."""
-    missing = np.isnan(data.values)
-    if not missing.any():
-        return
-    bad = np.flatnonzero(missing.any(axis=1))
-    if fill is None:
-        c = int(np.flatnonzero(missing[bad[0]])[0])
-        rows = bad if isinstance(data.rows, Identity) else data.rows[bad]
-        raise DataError(f"{data.src}: column '{chosen[c]}' has {len(bad)} missing value(s) "
-                        f"({row_list(np.sort(rows))}); pass --fill ffill (carry the last value "
-                        "forward within its series) or --fill drop.")
-    if fill not in PANEL_FILLS:
-        raise DataError(f"{data.src}: --fill {fill} is not available for panels; use "
-                        f"{' or '.join(PANEL_FILLS)}.")
-    if fill == "ffill":
-        filled = pd.DataFrame(data.values).groupby(data.codes).ffill().to_numpy()
-        still = np.isnan(filled).any(axis=1)
-        if still.any():
-            r = int(np.flatnonzero(still)[0])
-            raise DataError(f"{data.src}: series {data.series(r)} starts with a missing value "
-                            f"({data.where(r)}), which ffill cannot fill; pass --fill drop.")
-        data.values = filled
-        notes.append(f"filled {len(bad)} rows with missing values from the previous row "
-                     "of their series")
-    else:
-        data.take(~missing.any(axis=1))
-        notes.append(f"dropped {len(bad)} rows with missing values")
-
-
-def _assemble(data: Rows, id_name: str, time_name: str | None, chosen: list[str],
-              n_targets: int, notes: list[str]) -> Panel:
-    # rows are grouped by code now: where each code starts (bincount would first copy the
-    # codes to 8 bytes per row)
-    codes = data.codes
-    starts = np.searchsorted(codes, np.arange(len(data.uniques) + 1, dtype=codes.dtype))
-    counts = np.diff(starts)
-    present = counts > 0
-    offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
-    ids_text = [str(u) for u, p in zip(data.uniques, present, strict=True) if p]
-    notes.insert(0, f"read {len(ids_text)} series in long format (id '{id_name}'"
-                 + (f", time '{time_name}'" if time_name else "") + f", {len(data.values)} rows)")
-    out = np.ascontiguousarray(data.values, dtype=np.float32)
-    return Panel(out, offsets, ids_text, data.times, id_name, time_name, chosen[:n_targets],
-                 chosen[n_targets:], data.src, notes)
-
-
+def _without_short(panel: Panel, window: int, horizon: int, diff: bool, cfg: DataConfig
+                   ) -> Panel:
+    """The panel without series too short to give a complete training, validation and test
+    forecast (the single-series rule; with --skip-short), else refused."""
+    short = short_series(panel.lengths, window, horizon, diff, cfg.split)
+    if not short.any():
+        return panel
+    ids = [panel.ids[i] for i in np.flatnonzero(short)]
+    shown = ", ".join(ids[:SHOWN_IDS]) + (f" and {len(ids) - SHOWN_IDS} more"
+                                          if len(ids) > SHOWN_IDS else "")
+    what = (f"{len(ids)} of {len(panel)} series have fewer than "
+            f"{rows_needed(window, horizon, diff, cfg.split)} rows (window {window} + horizon "
+            f"{horizon}{' + 1 for diff' if diff else ''}, and a complete forecast in each part "
+            f"of split {split_text(cfg.split)}): {shown}")
+    if not cfg.skip_short:
+        raise DataError(f"{panel.source}: {what}; pass --skip-short to train without them, a "
+                        "smaller --window, or a different --split.")
+    if short.all():
+        raise DataError(f"{panel.source}: {what}: no series is left; use a smaller --window or "
+                        "a different --split.")
+    panel = panel.subset(~short)
+    panel.notes.append(f"skipped {what}")
+    return panel

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnnkit.data.panel import is_panel
+from rnnkit.data.read_panel import is_panel
 from rnnkit.kinds.panel import PanelKind
 from rnnkit.kinds.sequences import SequenceKind
 from rnnkit.kinds.series import SeriesKind

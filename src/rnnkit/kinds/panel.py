@@ -18,9 +18,9 @@ import torch
 
 from rnnkit.data.clock import future_times, time_info
 from rnnkit.data.pairs import Pairs, Segments
-from rnnkit.data.panel import Panel, read_panel
-from rnnkit.data.panel_windows import PanelPipeline
+from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
+from rnnkit.data.read_panel import Panel, read_panel
 from rnnkit.errors import CheckpointError, DataError
 from rnnkit.evaluate import intervals, panel_scores
 from rnnkit.evaluate.evaluation import Evaluation

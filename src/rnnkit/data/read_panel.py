@@ -1,0 +1,337 @@
+"""Read a long-format panel: many series in one table, one row per (series, time).
+
+The forecasting ecosystem's convention (NeuralForecast, statsforecast) is the columns
+``unique_id, ds, y``; those are the defaults here when present. ``read_panel`` returns a
+:class:`Panel` whose rows are sorted by series (in order of first appearance) and then by time,
+in one C-contiguous float32 buffer with ``offsets`` marking where each series starts. Every
+problem is a one-line DataError naming the source, column, row and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data.dates import parse_dates
+from rnnkit.data.panel_time import (
+    CHUNK,
+    PANEL_FILLS,
+    Identity,
+    Rows,
+    in_order,
+    on_frequency,
+    one_row_per_time,
+    row_at,
+)
+from rnnkit.data.validate import row_list, show, sniff
+from rnnkit.errors import DataError, did_you_mean
+
+ID, TIME, TARGET = "unique_id", "ds", "y"
+SNIFF_LINES = 100  # lines the delimiter is guessed from
+
+
+@dataclass
+class Panel:
+    """Validated series of a long table in one buffer.
+
+    values: (rows, targets + features) float32, finite; series after series, time ascending.
+    offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
+    ids: the series ids (as text), in order of first appearance in the source.
+    times: (rows,) datetime64[ns] or int64 time of every row.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    ids: list[str]
+    times: np.ndarray
+    id_name: str
+    time_name: str | None
+    targets: list[str]
+    features: list[str]
+    source: str
+    notes: list[str]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, keep: np.ndarray) -> Panel:
+        """The series where ``keep`` (S,) is True, in one new buffer."""
+        if keep.all():
+            return self
+        rows = np.repeat(keep, self.lengths)
+        lengths = self.lengths[keep]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Panel(np.ascontiguousarray(self.values[rows]), offsets,
+                     [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
+                     self.id_name, self.time_name, self.targets, self.features, self.source,
+                     list(self.notes))
+
+
+def columns_of(source: object) -> list[str] | None:
+    """Column names of a file or DataFrame (the header only), None for other sources."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    if not isinstance(source, str | Path):
+        return None
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            if importlib.util.find_spec("pyarrow") is None:
+                return None
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        head, delimiter = _head(path)
+    except (OSError, ValueError):
+        return None  # the series reader reports unreadable files properly
+    return [c.strip() for c in next(csv.reader([head], delimiter=delimiter), [])]
+
+
+def is_panel(source: object, id_column: str | None) -> bool:
+    """Long format: an id column was named, or the source has the conventional ``unique_id``."""
+    if id_column is not None:
+        return True
+    names = columns_of(source)
+    return bool(names) and ID in names
+
+
+def _head(path: Path) -> tuple[str, str]:
+    """(header line, delimiter) of a text table, sniffed as the series reader does it."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        lines = [line for _, line in zip(range(SNIFF_LINES), f, strict=False)]
+    head = lines[0] if lines else ""
+    return head, "\t" if path.suffix.lower() == ".tsv" else sniff("".join(lines))[0]
+
+
+def _frame(source: object) -> tuple[pd.DataFrame, str, int]:
+    """(frame, display name, file lines before data row 1) of a path or DataFrame."""
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), "<DataFrame>", -1
+    if not isinstance(source, str | Path):
+        raise DataError(f"a panel (long format) is read from a CSV/Parquet file or a DataFrame, "
+                        f"not a {type(source).__name__}.")
+    display, path = str(source), Path(source)
+    if not path.is_file():
+        raise DataError(f"file not found: {display}; check the path (relative to {Path.cwd()}).")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path), display, -1
+        frame = pd.read_csv(path, sep=_head(path)[1], encoding="utf-8-sig",
+                            skipinitialspace=True, low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{display}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save "
+                        "the file as UTF-8.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(f"{display}: cannot be read as a CSV table ({text}); check that every "
+                        "line has the header's number of fields.") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame, display, 1
+
+
+def _pick(names: list[str], name: str, role: str, source: str) -> str:
+    if name in names:
+        return name
+    raise DataError(f"{source}: column '{name}' not found; available: [{', '.join(names)}]"
+                    f"{did_you_mean(name, names) or '.'} Pass one of these names as --{role}.")
+
+
+def _numbers(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
+    """A column as float64; a cell that is not a number is an error naming its row."""
+    col = frame[name]
+    if col.dtype == np.float64:
+        return col.to_numpy(copy=False)  # NaN is already NaN: no copy of a long column
+    if pd.api.types.is_bool_dtype(col.dtype) or (
+            pd.api.types.is_numeric_dtype(col.dtype)
+            and not pd.api.types.is_complex_dtype(col.dtype)):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(np.isnan(num) & col.notna().to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} has "
+                        f"{show(col.iloc[i])}, which is not a number; fix the cell (or choose "
+                        "another --target).")
+    return num
+
+
+def _finite32(col: np.ndarray, name: str, source: str, header: int) -> np.ndarray:
+    """A float64 column checked for infinity and for values float32 cannot hold (NaN is left
+    for the missing-value rules)."""
+    for a in range(0, len(col), CHUNK):
+        part = col[a : a + CHUNK]
+        bad = np.flatnonzero(np.abs(part) > np.finfo(np.float32).max)
+        if len(bad):
+            i = a + int(bad[0])
+            what = (f"is {col[i]}; infinity cannot be learned" if np.isinf(col[i]) else
+                    f"has {col[i]:g}, beyond the float32 range rnnkit trains in; rescale the "
+                    "column (e.g. to thousands)")
+            raise DataError(f"{source}: column '{name}' {row_at(source, header, i)} {what}. "
+                            "Fix the cell.")
+    return col
+
+
+def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarray:
+    """Time of every row: int64 for whole numbers (steps, years), else datetime64[ns]."""
+    col = frame[name]
+    if col.isna().any():
+        i = int(np.flatnonzero(col.isna().to_numpy())[0])
+        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} is empty; "
+                        "every row needs its time.")
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.to_numpy(dtype=np.int64)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return col.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if getattr(
+            col.dt, "tz", None) else col.to_numpy(dtype="datetime64[ns]")
+    # every series repeats the same dates: parse each distinct text once, with the reader's
+    # rules (years, 1959Q1 quarters, formats inferred from the first cell, ISO 8601)
+    codes, uniques = pd.factorize(col, sort=False)
+    parsed, bad = parse_dates(np.asarray(uniques, dtype=object))
+    if parsed is None:
+        i = int(np.flatnonzero(codes == bad)[0])
+        raise DataError(f"{source}: time column '{name}' {row_at(source, header, i)} has "
+                        f"{show(col.iloc[i])}, which is not a date or a whole number; fix the "
+                        "cell or pass another --time column.")
+    return parsed.to_numpy(dtype="datetime64[ns]")[codes]
+
+
+def read_panel(source: object, id_column: str | None = None, time: str | None = None,
+               target: str | Sequence[str] | None = None,
+               features: str | Sequence[str] | None = None, fill: str | None = None,
+               duplicates: str | None = None) -> Panel:
+    """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
+
+    Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
+    series) and ``y`` (when present; else the only other numeric column). ``fill``: None
+    (missing values are an error), ``ffill`` (within each series) or ``drop``. The time rules of
+    docs/dates.md hold per series: rows are sorted, a repeated (series, time) is refused unless
+    ``duplicates`` is ``first``, ``last`` or ``mean``, and periods missing from the panel's
+    frequency are missing values (``ffill`` inserts and carries over them; ``drop`` leaves them
+    out).
+    """
+    frame, src, header = _frame(source)
+    if len(frame) == 0:
+        raise DataError(f"{src}: 0 data rows; expected one row per series and time.")
+    id_name, time_name, chosen, n_targets = _columns(frame, src, id_column, time, target,
+                                                     features)
+    codes, uniques = _series_codes(frame[id_name], id_name, src, header)
+    times = (_times(frame, time_name, src, header) if time_name
+             else np.arange(len(frame), dtype=np.int64))
+    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
+    for j, c in enumerate(chosen):
+        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
+    data = Rows(values, codes, times, Identity(), uniques, src, header)
+    notes: list[str] = []
+    in_order(data, notes)
+    one_row_per_time(data, duplicates, notes)
+    if time_name:
+        on_frequency(data, fill, notes)
+    _fill_missing(data, chosen, fill, notes)
+    return _assemble(data, id_name, time_name, chosen, n_targets, notes)
+
+
+def _columns(frame: pd.DataFrame, src: str, id_column: str | None, time: str | None,
+             target: str | Sequence[str] | None, features: str | Sequence[str] | None
+             ) -> tuple[str, str | None, list[str], int]:
+    """``(id, time or None, targets + features, number of targets)``, checked."""
+    names = list(frame.columns)
+    id_name = _pick(names, id_column or ID, "id", src)
+    time_name = (_pick(names, time, "time", src) if time
+                 else TIME if TIME in names and id_name != TIME else None)
+    feats = [features] if isinstance(features, str) else list(features or [])
+    if target is None:
+        if TARGET in names:
+            tgts = [TARGET]
+        else:
+            rest = [c for c in names if c not in (id_name, time_name, *feats)
+                    and pd.api.types.is_numeric_dtype(frame[c].dtype)]
+            if len(rest) != 1:
+                raise DataError(f"{src}: cannot tell which column to predict among "
+                                f"[{', '.join(rest) or 'no numeric columns'}]; pass --target.")
+            tgts = rest
+    else:
+        tgts = [target] if isinstance(target, str) else list(target)
+    chosen = [_pick(names, c, "target" if c in tgts else "features", src) for c in tgts + feats]
+    if len(set(chosen)) < len(chosen) or {id_name, time_name} & set(chosen):
+        raise DataError(f"{src}: the id, time, target and feature columns must all differ "
+                        f"(got id '{id_name}', time '{time_name}', columns {chosen}).")
+    return id_name, time_name, chosen, len(tgts)
+
+
+def _series_codes(ids: pd.Series, id_name: str, src: str, header: int
+                  ) -> tuple[np.ndarray, pd.Index]:
+    """``(code of every row's series, the ids in order of first appearance)``."""
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(f"{src}: id column '{id_name}' {row_at(src, header, i)} is empty; every "
+                        "row needs the id of its series.")
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        # the codes are already there (no 8-byte-per-row factorize); series keep the
+        # categories' order, unused categories are dropped at assembly
+        codes, uniques = ids.array.codes, ids.cat.categories  # a view
+        if codes.itemsize < 4:  # int8/int16 codes of few categories: room for the count
+            codes = codes.astype(np.int32)
+        return codes, uniques
+    codes, uniques = pd.factorize(ids, sort=False)
+    return codes.astype(np.int32 if len(uniques) < 2**31 else np.int64, copy=False), uniques
+
+
+def _fill_missing(data: Rows, chosen: list[str], fill: str | None, notes: list[str]) -> None:
+    """Refuse missing cells, or fill them within their series (``ffill``) or drop their rows."""
+    missing = np.isnan(data.values)
+    if not missing.any():
+        return
+    bad = np.flatnonzero(missing.any(axis=1))
+    if fill is None:
+        c = int(np.flatnonzero(missing[bad[0]])[0])
+        rows = bad if isinstance(data.rows, Identity) else data.rows[bad]
+        raise DataError(f"{data.src}: column '{chosen[c]}' has {len(bad)} missing value(s) "
+                        f"({row_list(np.sort(rows))}); pass --fill ffill (carry the last value "
+                        "forward within its series) or --fill drop.")
+    if fill not in PANEL_FILLS:
+        raise DataError(f"{data.src}: --fill {fill} is not available for panels; use "
+                        f"{' or '.join(PANEL_FILLS)}.")
+    if fill == "ffill":
+        filled = pd.DataFrame(data.values).groupby(data.codes).ffill().to_numpy()
+        still = np.isnan(filled).any(axis=1)
+        if still.any():
+            r = int(np.flatnonzero(still)[0])
+            raise DataError(f"{data.src}: series {data.series(r)} starts with a missing value "
+                            f"({data.where(r)}), which ffill cannot fill; pass --fill drop.")
+        data.values = filled
+        notes.append(f"filled {len(bad)} rows with missing values from the previous row "
+                     "of their series")
+    else:
+        data.take(~missing.any(axis=1))
+        notes.append(f"dropped {len(bad)} rows with missing values")
+
+
+def _assemble(data: Rows, id_name: str, time_name: str | None, chosen: list[str],
+              n_targets: int, notes: list[str]) -> Panel:
+    # rows are grouped by code now: where each code starts (bincount would first copy the
+    # codes to 8 bytes per row)
+    codes = data.codes
+    starts = np.searchsorted(codes, np.arange(len(data.uniques) + 1, dtype=codes.dtype))
+    counts = np.diff(starts)
+    present = counts > 0
+    offsets = np.concatenate([[0], np.cumsum(counts[present])]).astype(np.int64)
+    ids_text = [str(u) for u, p in zip(data.uniques, present, strict=True) if p]
+    notes.insert(0, f"read {len(ids_text)} series in long format (id '{id_name}'"
+                 + (f", time '{time_name}'" if time_name else "") + f", {len(data.values)} rows)")
+    out = np.ascontiguousarray(data.values, dtype=np.float32)
+    return Panel(out, offsets, ids_text, data.times, id_name, time_name, chosen[:n_targets],
+                 chosen[n_targets:], data.src, notes)
+
+
