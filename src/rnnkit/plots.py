@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from rnnkit.evaluate import intervals
 from rnnkit.persist import atomic_write_bytes
 
 MODEL, TRUTH, BASE = "tab:blue", "black", "tab:orange"
@@ -82,9 +83,11 @@ def loss_curves(history: list[dict], path: Path, best_epoch: int | None = None,
 
 def series_predictions(index: Any, values: np.ndarray, origins: Any, pred: np.ndarray,
                        baselines: dict[str, np.ndarray], bounds: tuple[int, int], name: str,
-                       path: Path, truth: np.ndarray | None = None) -> Path:
-    """Held-out split: truth, the model's one-step-ahead forecasts and the best baseline's,
-    with some history before it and the splits shaded."""
+                       path: Path, truth: np.ndarray | None = None,
+                       bands: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
+    """Held-out split: truth, the model's one-step-ahead forecasts with their interval
+    ``bands`` ({level: (lo, hi)}, each (N, H, O)) and the best baseline's, with some history
+    before it and the splits shaded."""
     origins = np.asarray(origins)
     first = int(origins[0]) + 1
     lo = max(0, first - max(50, len(origins) // 3))
@@ -92,6 +95,9 @@ def series_predictions(index: Any, values: np.ndarray, origins: Any, pred: np.nd
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label=f"{name} (truth)")
     tx = x[origins + 1]
+    for i, (level, (b_lo, b_hi)) in enumerate(sorted((bands or {}).items(), reverse=True)):
+        ax.fill_between(tx, b_lo[:, 0, 0], b_hi[:, 0, 0], color=MODEL, alpha=0.12 + 0.1 * i,
+                        lw=0, label=f"{level}% interval")
     best = _best_baseline(baselines, truth) if truth is not None else (
         "last value" if "last value" in baselines else None)
     if best is not None:
@@ -353,8 +359,10 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
     pipe, name = run.pipeline, run.pipeline.targets[0]
     values, index = ev.data.dataset.values, ev.data.dataset.index
     bounds = pipe.bounds(len(values))
+    cal = intervals.stored(run.config).get("direct")
     out = [series_predictions(index, values, ev.origins, ev.pred, ev.baselines, bounds, name,
-                              folder / "predictions.png", ev.truth),
+                              folder / "predictions.png", ev.truth,
+                              None if cal is None else cal.bounds(ev.pred)),
            series_residuals(index, ev.origins, ev.pred, ev.truth, ev.baselines, name,
                             folder / "residuals.png")]
     if not pipe.features:
