@@ -125,7 +125,7 @@ def one_thread_no_plots() -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("rnnkit.plots.save_run_plots", lambda run, folder: [])
+        patch.setattr("rnnkit.run_plots.save_run_plots", lambda run, folder: [])
         yield
     torch.set_num_threads(before)
 
@@ -238,10 +238,10 @@ def _serve(spec: Path, results: Path) -> None:
 
     import rnnkit.api
     import rnnkit.cli.main
-    import rnnkit.plots
+    import rnnkit.run_plots
 
     # PNG plots are most of a tiny run's time and never touch the weights these tests compare
-    rnnkit.plots.save_run_plots = lambda run, folder: []
+    rnnkit.run_plots.save_run_plots = lambda run, folder: []
     import time
 
     out = []

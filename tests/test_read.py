@@ -437,7 +437,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 
 
 def test_parquet_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "pip install pyarrow" in error_of(write(tmp_path, b"PAR1", "d.parquet"))
 
 

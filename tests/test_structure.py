@@ -21,7 +21,7 @@ LAYERS = [
     ("inference",),
     ("evaluate",),
     ("kinds",),
-    ("runs", "plots", "html_report", "analysis"),
+    ("runs", "plots", "run_plots", "html_report", "analysis"),
     ("api", "demos", "cli", "datasets", "__main__"),
 ]
 

@@ -31,9 +31,10 @@ def figures(run: Any, folder: str | Path, backtest: Any = None) -> None:
     """The plots and ``report.html`` of what ``run`` holds (and of ``backtest``, if given)."""
     from rnnkit import plots as plotting
     from rnnkit.html_report import write_report
+    from rnnkit.run_plots import save_run_plots
 
     folder = Path(folder)
-    plotting.save_run_plots(run, folder)
+    save_run_plots(run, folder)
     if backtest is not None:
         table = run.data.dataset
         plotting.backtest(table.index, table.values, backtest, run.pipeline.targets[0],

@@ -19,7 +19,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rnnkit.evaluate import intervals
 from rnnkit.persist import atomic_write_bytes
 
 MODEL, TRUTH, BASE = "tab:blue", "black", "tab:orange"
@@ -321,87 +320,3 @@ def backtest(index: Any, values: np.ndarray, bt: Any, name: str, path: Path) -> 
     ax.set_ylabel(f"{name} (original units)")
     ax.legend(fontsize=8)
     return _save(fig, path)
-
-
-def save_run_plots(run: Any, folder: Path) -> list[Path]:
-    """The standard plots of a run into ``folder``; returns the files written."""
-    folder = Path(folder)
-    out = []
-    training = run.config.get("training", {})
-    if run.history:
-        out.append(loss_curves(run.history, folder / "loss.png", training.get("best_epoch"),
-                               training.get("stop_reason")))
-    if run.kind == "panel":
-        if run.data is not None:
-            from rnnkit.kinds.panel import plot_series
-
-            out.append(panel_series(plot_series(run), folder / "panel_series.png"))
-        return out
-    ev = run.evaluation
-    if ev is None:
-        return out
-    if run.kind == "series":
-        out += _series_plots(run, ev, folder)
-    elif run.pipeline.shape == "seq2one":
-        mean = ev.baselines.get("mean")
-        out.append(scatter(ev.truth, ev.pred, folder / "predictions.png",
-                           "Held-out sequences: predicted vs true",
-                           None if mean is None else float(np.mean(mean))))
-        out.append(sequence_residuals(ev.truth, ev.pred, ev.baselines, folder / "residuals.png"))
-    else:
-        out += _continuation_plots(run, ev, folder)
-    out += _priming_plot(run, folder)
-    return out
-
-
-def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
-    """Held-out forecasts, their residuals and a forecast past the end."""
-    pipe, name = run.pipeline, run.pipeline.targets[0]
-    values, index = ev.data.dataset.values, ev.data.dataset.index
-    bounds = pipe.bounds(len(values))
-    cal = intervals.stored(run.config).get("direct")
-    out = [series_predictions(index, values, ev.origins, ev.pred, ev.baselines, bounds, name,
-                              folder / "predictions.png", ev.truth,
-                              None if cal is None else cal.bounds(ev.pred)),
-           series_residuals(index, ev.origins, ev.pred, ev.truth, ev.baselines, name,
-                            folder / "residuals.png")]
-    if not pipe.features:
-        steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
-        fc = run.forecast(steps)
-        base, base_name = None, ""
-        if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
-            season = values[-pipe.period :, 0]
-            base, base_name = np.resize(season, steps), "seasonal naive"
-        levels = run.config.get("data", {}).get("levels") or []
-        bands = {lv: (fc[f"{name}_lo{lv}"].to_numpy(), fc[f"{name}_hi{lv}"].to_numpy())
-                 for lv in levels if f"{name}_lo{lv}" in fc}
-        out.append(forecast(index, values, fc.index, fc[pipe.targets].to_numpy(), name,
-                            folder / "forecast.png", bounds, base, base_name, bands))
-    return out
-
-
-def _continuation_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
-    """Residuals per step and a few held-out continuations next to their prompts."""
-    truth, pred = ev.truth, ev.pred
-    out = [sequence_residuals(truth, pred, ev.baselines, folder / "residuals.png")]
-    if run.data is not None:
-        seqs = run.data.dataset.seqs
-        parts = run.pipeline.split_indices(len(seqs))
-        idx = parts["test"] if len(parts["test"]) else parts["val"]
-        p = seqs[0].shape[0] - truth.shape[1]
-        prompt = np.stack([seqs[i][:p] for i in idx[: len(truth)]])
-        mean = ev.baselines.get("mean")
-        out.append(continuations(truth, pred, prompt, folder / "continuations.png",
-                                 mean=None if mean is None else mean[0]))
-    return out
-
-
-def _priming_plot(run: Any, folder: Path) -> list[Path]:
-    from rnnkit.evaluate.findings.base import Subject
-    from rnnkit.evaluate.findings.model import priming_curve as measure
-
-    pc = measure(Subject(run, run.metrics))
-    if pc is None:
-        return []
-    return [priming_curve(pc.curve, pc.steady, pc.needed, pc.warmup,
-                          folder / "priming_curve.png")]

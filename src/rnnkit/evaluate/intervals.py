@@ -144,3 +144,8 @@ def stored(config: dict) -> dict[str, Calibration]:
     found = config.get("intervals") or {}
     return {k: Calibration.from_json(v) for k, v in found.items()
             if isinstance(v, dict) and k != "method"}
+
+
+def levels_of(config: dict) -> tuple[int, ...]:
+    """The interval levels a run was fitted with (``config["data"]["levels"]``)."""
+    return tuple(config.get("data", {}).get("levels") or ())

@@ -188,7 +188,7 @@ class PanelKind:
         """Interval half-widths pooled over the series' validation parts, each residual in
         units of its series' scale: each step of the horizon, each step of a rolled forecast,
         and the naive last-value interval's."""
-        levels = tuple(run.config.get("data", {}).get("levels") or ())
+        levels = intervals.levels_of(run.config)
         if not levels or run.data is None:
             return None
         enc, pipe = run.data, run.pipeline

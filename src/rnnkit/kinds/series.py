@@ -162,7 +162,7 @@ class SeriesKind:
     def calibrate(run: Any) -> dict | None:
         """Interval half-widths from the validation part: each step of the horizon (predict),
         each step of a forecast rolled past the end, and the naive last-value interval's."""
-        levels = tuple(run.config.get("data", {}).get("levels") or ())
+        levels = intervals.levels_of(run.config)
         if not levels or run.data is None:
             return None
         enc, pipe = run.data, run.pipeline
