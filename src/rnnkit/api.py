@@ -60,20 +60,29 @@ def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
         run.forecast(12)
     """
     try:
-        if out is not None and distributed.restarted() and resume_rules.resumable(out):
-            # torchrun --max-restarts started this worker again: continue, do not start over
-            return _resume_restarted(out, data, callbacks, options)
-        if out is None or not distributed.main_process():
-            # (other DDP processes write nothing; rank 0 holds the folder's lock)
-            return _fit(data, target, features, time, out, callbacks, options, None)
-        # run_lock removes the folders it created if they are still empty when it is
-        # released: bad input is refused before anything is written, and leaves nothing behind
-        with run_lock(out):
-            if not distributed.restarted():
-                resume_rules.refuse_unfinished(out)
-            return _fit(data, target, features, time, out, callbacks, options, None)
-    finally:
+        run = _fit_or_continue(data, target, features, time, out, callbacks, options)
+    except BaseException:
         distributed.leave()
+        raise
+    distributed.leave(together=True)  # every rank ended well: leave the group at once
+    return run
+
+
+def _fit_or_continue(data: Any, target: Any, features: list[str] | None, time: str | None,
+                     out: str | Path | None, callbacks: list[Callback] | None,
+                     options: dict) -> Run:
+    if out is not None and distributed.restarted() and resume_rules.resumable(out):
+        # torchrun --max-restarts started this worker again: continue, do not start over
+        return _resume_restarted(out, data, callbacks, options)
+    if out is None or not distributed.main_process():
+        # (other DDP processes write nothing; rank 0 holds the folder's lock)
+        return _fit(data, target, features, time, out, callbacks, options, None)
+    # run_lock removes the folders it created if they are still empty when it is released:
+    # bad input is refused before anything is written, and leaves nothing behind
+    with run_lock(out):
+        if not distributed.restarted():
+            resume_rules.refuse_unfinished(out)
+        return _fit(data, target, features, time, out, callbacks, options, None)
 
 
 def _resume_restarted(out: str | Path, data: Any, callbacks: list[Callback] | None,
