@@ -4,10 +4,13 @@ As a script, ``python tests/helpers_faults.py JOBS.json RESULTS.json`` imports r
 runs each job of JOBS.json in order. A ``cli`` job forks a child that applies its fault (an
 environment hook such as RNNKIT_TEST_CRASH_AT, a file size limit like ``ulimit -f``, another
 user id), runs ``rnnkit.cli.main.main(argv)`` and exits with its status; the parent may SIGKILL
-it at a random moment of its third epoch (timed from the run's LATEST pointer). A ``copy`` job
-snapshots a folder between jobs. Forking a warm interpreter starts each child in milliseconds
-instead of the seconds a fresh ``python -m rnnkit`` takes, which keeps a test of every stage of a
-save fast.
+it on an event it sees from outside: after the run's LATEST pointer has moved ``after`` times,
+at the first change to the checkpoints folder that follows (a save's temporary folder, a
+rename, a pruned checkpoint set aside; at the latest the next checkpoint's name), never after a
+guessed delay. A ``copy`` job snapshots a folder between jobs. These are CLI runs in a forked
+interpreter, not ``python -m rnnkit`` processes: their claim is what a kill leaves on disk.
+Forking a warm interpreter starts each child in milliseconds instead of the seconds a fresh
+``python -m rnnkit`` takes, which keeps a test of every stage of a save fast.
 The parent never runs torch computations before forking (OpenMP's thread pool does not survive
 fork), so each child starts from the same state as a fresh process.
 """
@@ -190,37 +193,44 @@ def _latest(path: str) -> str:
         return ""
 
 
+def _listing(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
 def _run_cli(job: dict[str, Any]) -> dict[str, Any]:
-    import random
     import signal
     import time
 
     kill = job.get("kill")
-    seen = _latest(kill["latest"]) if kill else ""
+    folder = Path(kill["folder"]) if kill else Path()
+    seen = _latest(str(folder / "LATEST")) if kill else ""
     pid = os.fork()
     if pid == 0:
         _child(job)
     started = time.monotonic()
+    deadline = started + job.get("timeout", 120)  # bounds a hung child; no timing assumption
     result: dict[str, Any] = {}
     done, status = 0, 0
     if kill:
-        # Let the child publish two checkpoints and time the second epoch, then kill it at a
-        # random moment of the next one (steps, evaluation or save): random, whatever the
-        # machine's speed, and never after training has ended.
-        changes: list[float] = []
-        while not done and len(changes) < 2:
-            now = _latest(kill["latest"])
+        # Wait for LATEST to move ``after`` times, then kill at the first change of the folder
+        # seen after that: wherever the child then is (inside a save, pruning, or training
+        # the next epoch) is where it dies. The next save changes the folder for sure, so the
+        # wait ends without ever guessing how long an epoch takes.
+        moves, before = 0, None
+        while not done and time.monotonic() < deadline:
+            now = _latest(str(folder / "LATEST"))
             if now not in (seen, ""):
-                seen = now
-                changes.append(time.monotonic())
+                seen, moves = now, moves + 1
+                before = _listing(folder) if moves == kill["after"] else before
+            if before is not None and (listing := _listing(folder)) != before:
+                os.kill(pid, signal.SIGKILL)
+                result.update(seen=seen.strip(), changed=sorted(set(listing) ^ set(before)))
+                break
             done, status = os.waitpid(pid, os.WNOHANG)
             time.sleep(0.0005)
-        if not done:
-            delay = random.uniform(0, changes[1] - changes[0])
-            time.sleep(delay)
-            os.kill(pid, signal.SIGKILL)
-            result["delay"] = delay
-    deadline = started + job.get("timeout", 120)
     while not done:
         done, status = os.waitpid(pid, os.WNOHANG)
         if not done and time.monotonic() > deadline:

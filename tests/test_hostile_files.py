@@ -3,6 +3,13 @@
 A planted pickle whose unpickling would create a marker file must be refused with a one-line
 error and leave no marker; malformed safetensors and JSON must give a one-line CheckpointError,
 allocate nothing huge and never build a model from an absurd config.
+
+The tables (every slot, both kinds of bomb, every malformation) go through the CLI's entry
+function ``rnnkit.cli.main.main`` in this process: argv in, exit status and stderr out, with a
+spy that fails the test if a model is built. ``test_refused_by_a_real_process`` then runs one
+case of each kind as a real ``python -m rnnkit`` process (tests/helpers_cli.py): exit 2, one
+stderr line and no traceback, no marker, the run folder byte for byte as it was, and a peak
+memory no higher than a healthy ``rnnkit forecast`` of the same run.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers_cli
 import pytest
 import torch
+from helpers_cli import Call, Result, files, run_all, succeeded
 from helpers_faults import (
     TINY,
     Bomb,
@@ -358,3 +367,57 @@ def test_state_json_must_be_strict_json(unfinished: Path, tmp_path: Path, text: 
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(CheckpointError, match=re.escape(f"{path}: not valid JSON")):
         read_checkpoint(path.parent)
+
+
+# --- one case of each kind, from a real `python -m rnnkit` process ------------------------------
+REAL = {  # case -> (the command, what the error says)
+    "torch.save bomb as model.safetensors": ("forecast", LOAD_SLOTS["model.safetensors"]),
+    "pickle bomb as checkpoint tensors, checksum matching": (
+        "resume", RESUME_SLOTS["state.safetensors with a matching checksum"]),
+    "a terabyte model in config.json": ("forecast", CONFIG_CASES["huge but allowed model"][1]),
+}
+
+
+@pytest.fixture(scope="module")
+def real(saved: Path, unfinished: Path, work: Path) -> dict[str, tuple[Result, Path, dict]]:
+    """Each case of REAL planted in its own copy of a run, plus a healthy forecast of ``saved``
+    (the memory baseline), all run as processes in one batch: case -> (result, marker, the
+    run folder's files before)."""
+    planted: dict[str, tuple[Path, Path]] = {}
+    for number, case in enumerate(REAL):
+        folder = work / f"real-{number}"
+        folder.mkdir()
+        marker = folder / "exploded"
+        command = REAL[case][0]
+        run = shutil.copytree(saved if command == "forecast" else unfinished, folder / "run")
+        if case.startswith("torch.save bomb"):
+            (run / "model.safetensors").write_bytes(bomb_bytes("torch.save", marker))
+        elif case.startswith("pickle bomb"):
+            for ckpt in _all_checkpoints(run):
+                rewrite(ckpt, tensors=bomb_bytes("pickle", marker))
+        else:
+            config = json.loads((run / "config.json").read_text())
+            config["model"].update(CONFIG_CASES["huge but allowed model"][0])
+            (run / "config.json").write_text(json.dumps(config))
+        planted[case] = (run, marker)
+    before = {case: files(run) for case, (run, _) in planted.items()}
+    calls = [Call.of("forecast", run, "--steps", "2") if REAL[case][0] == "forecast"
+             else Call.of("fit", "--resume", run) for case, (run, _) in planted.items()]
+    *results, healthy = run_all([*calls, Call.of("forecast", saved, "--steps", "2")])
+    succeeded(healthy)
+    out = {case: (result, planted[case][1], before[case])
+           for case, result in zip(REAL, results, strict=True)}
+    out["healthy"] = (healthy, Path(), {})
+    return out
+
+
+@pytest.mark.parametrize("case", list(REAL))
+def test_refused_by_a_real_process(real: dict, case: str) -> None:
+    result, marker, before = real[case]
+    run = Path(result.call.args[-1] if REAL[case][0] == "resume" else result.call.args[1])
+    message = helpers_cli.one_line_error(result, 2)
+    assert REAL[case][1] in message
+    assert not marker.exists()  # the bomb never went off
+    assert files(run) == before  # nothing written, nothing saved lost
+    grown_mb = (result.maxrss_kib - real["healthy"][0].maxrss_kib) / 1024
+    assert grown_mb < 64, f"peak memory {grown_mb:.0f} MB above a healthy forecast"

@@ -7,7 +7,6 @@ and compares its final weights with one uninterrupted run: bit-identical, on CPU
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_env
+from helpers_cli import Call, files, run
 from helpers_faults import (
     TINY,
     assert_same_weights,
@@ -101,20 +101,26 @@ def test_resume_is_bit_identical_at_every_position(sine: Path, reference: Path, 
     assert not (out / "checkpoints").exists() and not (out / ".lock").exists()
 
 
-def test_interrupt_via_cli_prints_one_line_and_exits_130(sine: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch,
+def test_interrupt_via_cli_prints_one_line_and_exits_130(sine: Path, reference: Path,
+                                                         tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setenv("RNNKIT_TEST_INTERRUPT_AT", "1:4")
+    """A real `python -m rnnkit fit` process, interrupted by the test hook exactly where a
+    SIGINT after step 4 of epoch 1 would stop it. What follows (the refused option change, the
+    resume, the second resume) goes through the CLI's ``main`` in this process; a resume as a
+    real process is in test_sigint_and_sigterm_save_exit_and_resume_exactly."""
     out = tmp_path / "run"
-    assert main(["fit", str(sine), "--out", str(out), *cli_args(epochs=EPOCHS)]) == 130
-    err = capsys.readouterr().err
-    assert err == (f"interrupted at epoch 1 step 4; checkpoint saved to {out}/checkpoints/"
-                   f"ckpt-000001-000004; resume with: rnnkit fit --resume {out}\n")
-    monkeypatch.delenv("RNNKIT_TEST_INTERRUPT_AT")
+    result = run(Call.of("fit", sine, "--out", out, *cli_args(epochs=EPOCHS),
+                         env={"RNNKIT_TEST_INTERRUPT_AT": "1:4"}))
+    assert (result.code, result.out) == (130, ""), result
+    assert result.err == (f"interrupted at epoch 1 step 4; checkpoint saved to {out}/checkpoints/"
+                          f"ckpt-000001-000004; resume with: rnnkit fit --resume {out}\n")
+    before = files(out)
     assert main(["fit", "--resume", str(out), "--lr", "1"]) == 2  # options are the run's own
     assert "['lr'] cannot change" in capsys.readouterr().err
+    assert files(out) == before  # the refusal lost nothing
     assert main(["fit", "--resume", str(out), "--quiet"]) == 0
     assert f"run saved to {out}" in capsys.readouterr().out
+    assert_same_weights(reference, out)
     assert main(["fit", "--resume", str(out)]) == 2
     assert "nothing to resume (the run finished: its model is saved)" in capsys.readouterr().err
 
@@ -196,16 +202,19 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(template: Path, refer
     assert_same_weights(reference, run)
 
 
-def test_corrupt_checkpoint_warning_via_cli(template: Path, reference: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture) -> None:
-    run = copy_of(template, tmp_path / "run")
-    _flip(run / "checkpoints" / "ckpt-000002-end" / "state.safetensors")
-    assert main(["fit", "--resume", str(run)]) == 0
-    err = capsys.readouterr().err
-    assert err.startswith(f"rnnkit: warning: checkpoint {run}/checkpoints/ckpt-000002-end is "
-                          "not usable")
-    assert f"resuming from {run}/checkpoints/ckpt-000001-end instead" in err
-    assert_same_weights(reference, run)
+def test_corrupt_checkpoint_warning_via_cli(template: Path, reference: Path,
+                                            tmp_path: Path) -> None:
+    """`python -m rnnkit fit --resume` as a real process: one warning line names the skipped
+    checkpoint and the one used, and the run ends equal to the uninterrupted one."""
+    run_folder = copy_of(template, tmp_path / "run")
+    _flip(run_folder / "checkpoints" / "ckpt-000002-end" / "state.safetensors")
+    result = run(Call.of("fit", "--resume", run_folder))
+    assert result.code == 0 and "Traceback" not in result.err, result
+    assert result.err.startswith(f"rnnkit: warning: checkpoint {run_folder}/checkpoints/"
+                                 "ckpt-000002-end is not usable"), result
+    assert f"resuming from {run_folder}/checkpoints/ckpt-000001-end instead" in result.err
+    assert "rnnkit: error" not in result.err and f"run saved to {run_folder}" in result.out
+    assert_same_weights(reference, run_folder)
 
 
 def test_no_complete_checkpoint_is_an_error_naming_the_file(template: Path, tmp_path: Path,
@@ -248,9 +257,9 @@ def faults(template: Path, work: Path) -> dict[str, list[dict]]:
         add(stage, {"argv": [*resume_argv, str(run)]})
     run = base / "random"
     copy("random", template, run)
-    for k in range(3):
+    for k in range(3):  # killed after 1, 2, then 3 more checkpoints (see helpers_faults)
         add("random", {"argv": [*resume_argv, str(run)], "kill": {
-            "latest": str(run / "checkpoints" / "LATEST")}})
+            "folder": str(run / "checkpoints"), "after": k + 1}})
         copy("random", run, base / f"random-after-kill-{k}")
     add("random", {"argv": [*resume_argv, str(run)]})
     readonly = base / "readonly"
@@ -294,15 +303,21 @@ def test_kill_9_at_each_stage_of_a_save_leaves_a_complete_checkpoint(
 
 
 def test_kill_9_at_random_moments_then_resume(faults: dict, reference: Path) -> None:
+    """Three kills that no hook places: each lands wherever the child is when the parent sees
+    the checkpoints folder change after a publication (inside a save, pruning, or training)."""
     steps = faults["random"]
     kills = [s for s in steps if s["kind"] == "cli" and "kill" in s]
     assert len(kills) == 3
     for job in kills:
-        assert job["status"] == -signal.SIGKILL and "delay" in job, job
+        assert job["status"] == -signal.SIGKILL and "seen" in job, job
     epochs = []
-    for snap in (s for s in steps if s["kind"] == "copy" and "after-kill" in s["dst"]):
-        epochs.append(assert_all_complete(Path(snap["dst"]))[0])
-    assert epochs == sorted(epochs) and epochs[-1] > 2  # every kill came after progress
+    snaps = [s for s in steps if s["kind"] == "copy" and "after-kill" in s["dst"]]
+    for job, snap in zip(kills, snaps, strict=True):
+        newest = assert_all_complete(Path(snap["dst"]))
+        epochs.append(newest[0])
+        # the kill came after the child published the checkpoint LATEST named: it is still there
+        assert newest >= read_checkpoint(Path(snap["dst"]) / "checkpoints" / job["seen"]).key
+    assert epochs == sorted(epochs) and epochs[0] > 2  # every kill came after progress
     assert steps[-1]["status"] == 0, Path(steps[-1]["log"]).read_text()
     assert_same_weights(reference, Path(steps[0]["dst"]))
 
@@ -345,6 +360,7 @@ def _start(sine: Path, out: Path, env: dict[str, str] | None = None) -> subproce
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll until ``path`` exists; the deadline only bounds a hung process."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
@@ -354,27 +370,33 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: Path,
                                                          tmp_path: Path) -> None:
+    """Each process gets its signal on an event, never after a guessed delay: the moment its
+    first checkpoint is published (LATEST appears: training runs, inside the signal guard),
+    and the second Ctrl-C the moment the interrupt's save says it is under way (the
+    RNNKIT_TEST_PAUSE_AT marker file)."""
     marker = tmp_path / "saving"
     runs = {signal.SIGINT: tmp_path / "int", signal.SIGTERM: tmp_path / "term"}
     procs = {signal.SIGINT: _start(sine, runs[signal.SIGINT],
                                    {"RNNKIT_TEST_PAUSE_AT": f"tmp_written:{marker}"}),
              signal.SIGTERM: _start(sine, runs[signal.SIGTERM])}
-    # each gets its signal as soon as its epoch 1 is saved (mid-training); waiting on one while
-    # the other trains unwatched let it finish first on a busy machine (then SIGTERM met no
-    # handler: exit -15)
+    # both are watched at once: waiting on one while the other trained unwatched let it finish
+    # first on a busy machine (then SIGTERM met no handler: exit -15)
     waiting = dict(procs)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120  # bounds a hung process only
     while waiting:
         for sig, proc in list(waiting.items()):
             assert proc.poll() is None, proc.communicate()
             if (runs[sig] / "checkpoints" / "LATEST").exists():
-                time.sleep(random.uniform(0, 0.05))
                 proc.send_signal(sig)
                 del waiting[sig]
         assert time.monotonic() < deadline, f"no checkpoint from {list(waiting)}"
         time.sleep(0.005)
     _wait_for(marker, procs[signal.SIGINT])  # the interrupt's save is under way: Ctrl-C again
     procs[signal.SIGINT].send_signal(signal.SIGINT)
+    # the second Ctrl-C was sent while that save still held its temporary folder (it is
+    # renamed into place after the pause), so it arrived during the save, as meant
+    tmp = list((runs[signal.SIGINT] / "checkpoints").glob(".tmp-ckpt-*"))
+    assert tmp, "the second SIGINT came after the save it was meant to hit"
     for sig, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 128 + sig, err
@@ -386,6 +408,8 @@ def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: 
         assert ckpt.parent == runs[sig] / "checkpoints"
         snap = read_checkpoint(ckpt)  # complete, despite the second Ctrl-C during its save
         assert snap.key[:2] == (int(line[1]), int(line[2]))
+        if sig == signal.SIGINT:  # the folder seen was this very save's
+            assert [p.name[: len(ckpt.name) + 6] for p in tmp] == [f".tmp-{ckpt.name}-"], tmp
     # one resumes in a real `rnnkit fit --resume` process, the other in this one (faster)
     proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "fit", "--resume",
                              str(runs[signal.SIGTERM])], stdout=subprocess.PIPE,
@@ -394,6 +418,6 @@ def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: 
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert f"run saved to {runs[signal.SIGTERM]}" in out
-    for run in runs.values():
-        assert_same_weights(reference, run)
-        assert history(run) == history(reference)
+    for run_folder in runs.values():
+        assert_same_weights(reference, run_folder)
+        assert history(run_folder) == history(reference)
