@@ -1,9 +1,11 @@
 """Coverage of the default fit's prediction intervals on the real series with at least 300 test
 points after the default split, and on series whose noise is known or whose volatility moves.
 
-For each series: the default fit (seed 0, 1, 2), then the 80% and 95% split-conformal intervals
-scored on the test part: coverage, mean width, and the same for the naive interval (last value
-± its own validation residual quantiles). Writes benchmarks/COVERAGE.md.
+For each series: the default fit (seed 0, 1, 2), then its 80% and 95% intervals scored on the
+test part: coverage, mean width, and the interval score of the naive interval (last value ± its
+own validation residual quantiles) beside the model's. Each fit is scored twice: with the
+default adaptive intervals and with fixed split-conformal ones (``intervals="split"``), on the
+same weights (the interval method does not touch training). Writes benchmarks/COVERAGE.md.
 
     python benchmarks/coverage.py [--seeds 3]
 """
@@ -49,40 +51,50 @@ CASES = {
 }
 
 
-def measure(name: str, seed: int) -> dict:
+def measure(name: str, seed: int) -> dict[str, dict]:
+    """{method: metrics["intervals"]} of the seed's default fit under each interval method."""
     import rnnkit
 
     data, opts = CASES[name]()
     run = rnnkit.fit(data, seed=seed, quiet=True, **opts)
-    return run.metrics["intervals"]
+    out = {"adaptive": run.metrics["intervals"]}
+    run.config["data"]["intervals"] = "split"
+    run.calibrate()
+    out["split"] = run.evaluate()["intervals"]
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=3)
     seeds = range(ap.parse_args().seeds)
-    rows = ["| series | test points | coverage 80 | coverage 95 | width 95: model | "
+    rows = ["| series | intervals | test points | coverage 80 | coverage 95 | width 95: model | "
             "width 95: last value | interval score 95: model / last value |",
-            "|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|"]
     for name in CASES:
-        found = [measure(name, s) for s in seeds]
-
-        def stat(level: str, who: str, key: str, f: list = found) -> str:
-            vals = [r[level][who][key] * (100 if key == "coverage" else 1) for r in f]
-            spread = f" ± {statistics.stdev(vals):.2g}" if len(vals) > 1 else ""
-            return f"{statistics.mean(vals):.4g}{spread}"
-
-        rows.append(f"| {name} | {found[0]['80']['model']['points']} | "
-                    f"{stat('80', 'model', 'coverage')}% | {stat('95', 'model', 'coverage')}% | "
-                    f"{stat('95', 'model', 'width')} | {stat('95', 'last value', 'width')} | "
-                    f"{stat('95', 'model', 'winkler')} / {stat('95', 'last value', 'winkler')} |")
-        print(rows[-1], flush=True)
+        both = [measure(name, s) for s in seeds]
+        for method in ("adaptive", "split"):
+            rows.append(_row(name, method, [b[method] for b in both]))
+            print(rows[-1], flush=True)
     text = ["# Prediction interval coverage", "",
             f"Default fits, seeds 0..{len(seeds) - 1} (mean ± standard deviation across seeds); "
-            "split-conformal intervals calibrated on the validation part, scored on the test "
-            "part. Written by `make bench-coverage` (benchmarks/coverage.py).", "", *rows, ""]
+            "intervals calibrated on the validation part, scored on the test part, adaptive "
+            "(the default) and fixed split conformal on the same weights. Written by "
+            "`make bench-coverage` (benchmarks/coverage.py).", "", *rows, ""]
     (HERE / "COVERAGE.md").write_text("\n".join(text))
     return 0
+
+
+def _row(name: str, method: str, found: list[dict]) -> str:
+    def stat(level: str, who: str, key: str) -> str:
+        vals = [r[level][who][key] * (100 if key == "coverage" else 1) for r in found]
+        spread = f" ± {statistics.stdev(vals):.2g}" if len(vals) > 1 else ""
+        return f"{statistics.mean(vals):.4g}{spread}"
+
+    return (f"| {name} | {method} | {found[0]['80']['model']['points']} | "
+            f"{stat('80', 'model', 'coverage')}% | {stat('95', 'model', 'coverage')}% | "
+            f"{stat('95', 'model', 'width')} | {stat('95', 'last value', 'width')} | "
+            f"{stat('95', 'model', 'winkler')} / {stat('95', 'last value', 'winkler')} |")
 
 
 if __name__ == "__main__":

@@ -190,10 +190,15 @@ def test_readme_sunspots_verdict_is_what_the_demo_prints(cli: Cli, tmp_path: Pat
     assert test["baseline"] == "linear AR(127)" and test["test_points"] == 469
     assert test["p_value"] < 0.05 and test["statistic"] < 0
     assert test["p_values"]["last value"] < 0.01  # a clear win over repeating the last value
-    # the README's interval claim: coverage of the 469 test months within 5 points of nominal
+    # the README's interval claim: the lines it shows are the ones printed, and the coverage of
+    # the 469 test months is within 5 points of nominal
     found = json.loads((tmp_path / "sun" / "metrics.json").read_text())["intervals"]
-    assert "cover 78.0% and 95.7%" in readme.replace("\n", " ")
+    covers = {lv: f"{100 * found[str(lv)]['model']['coverage']:.1f}%" for lv in (80, 95)}
+    assert f"they cover {covers[80]} and {covers[95]}" in readme.replace("\n", " ")
     for level in (80, 95):
+        line = next(x for x in out.splitlines() if x.startswith(f"{level}% interval: "))
+        assert line in readme
+        assert line.startswith(f"{level}% interval: model covers {covers[level]},")
         model = found[str(level)]["model"]
         assert model["points"] == 469 and abs(100 * model["coverage"] - level) <= 5
         assert model["winkler"] < found[str(level)]["last value"]["winkler"]

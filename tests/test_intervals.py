@@ -126,14 +126,20 @@ def test_horizon_columns_name_each_step_and_the_intervals_survive_load(tmp_path)
     assert set(metrics["intervals"]) == {"90"}
 
 
-def test_a_panel_gets_per_series_intervals():
+@pytest.mark.parametrize("method", ["adaptive", "split"])
+def test_a_panel_gets_per_series_intervals(method):
     frames = []
     for i, scale in enumerate((1.0, 100.0)):
         frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": np.arange(400),
                                     "y": scale * _ar1(400, seed=10 + i) + 50 * scale}))
     df = pd.concat(frames)
-    run = rnnkit.fit(df, window=8, **FAST)
-    assert run.config["intervals"]["direct"]["per_series"] is True
+    run = rnnkit.fit(df, window=8, intervals=method, **FAST)
+    direct = run.config["intervals"]["direct"]
+    if method == "split":
+        assert direct["per_series"] is True
+    else:  # each series' volatility now, in its own units
+        sigma = np.array(direct["sigma"])[:, 0]
+        assert sigma.shape == (2,) and 50 < sigma[1] / sigma[0] < 200
     pred = run.predict(df)
     width = (pred["y_hi80"] - pred["y_lo80"]).groupby(pred["unique_id"]).mean()
     assert 50 < width["s1"] / width["s0"] < 200  # each series' interval in its own units

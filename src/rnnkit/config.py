@@ -17,6 +17,7 @@ CELLS = ("rnn", "lstm", "gru")
 SHAPES = ("window", "next", "seq2one", "continuation")
 SCALERS = ("standard", "minmax", "none")
 TRANSFORMS = ("auto", "diff", "none")
+INTERVALS = ("adaptive", "split")
 FILLS = ("ffill", "interpolate", "drop")
 DUPLICATES = ("first", "last", "mean")
 OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
@@ -66,13 +67,16 @@ class DataConfig:
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     id: str | None = None  # long format: the column naming each row's series
     skip_short: bool = False  # long format: drop series too short for one window
-    # prediction intervals, in percent (split conformal on validation residuals); () for none
+    # prediction intervals, in percent; () for none. intervals: ``adaptive`` (studentised by
+    # the local volatility, level steered online) or ``split`` (fixed split conformal)
     levels: tuple[int, ...] = (80, 95)
+    intervals: str = "adaptive"
 
     def __post_init__(self) -> None:
         self.levels = interval_levels(self.levels)
         _choice("shape", self.shape, SHAPES)
         _choice("scaler", self.scaler, SCALERS)
+        _choice("intervals", self.intervals, INTERVALS)
         _choice("transform", self.transform, TRANSFORMS)
         if self.fill is not None:
             _choice("fill", self.fill, FILLS)

@@ -52,10 +52,8 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
     pipe, name = run.pipeline, run.pipeline.targets[0]
     values, index = ev.data.dataset.values, ev.data.dataset.index
     bounds = pipe.bounds(len(values))
-    cal = intervals.stored(run.config).get("direct")
     out = [plots.series_predictions(index, values, ev.origins, ev.pred, ev.baselines, bounds, name,
-                              folder / "predictions.png", ev.truth,
-                              None if cal is None else cal.bounds(ev.pred)),
+                              folder / "predictions.png", ev.truth, ev.bounds or None),
            plots.series_residuals(index, ev.origins, ev.pred, ev.truth, ev.baselines, name,
                             folder / "residuals.png")]
     if not pipe.features:

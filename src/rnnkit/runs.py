@@ -111,7 +111,7 @@ class Run:
         found = self.behaviour.calibrate(self)
         self.config.pop("intervals", None)
         if found:
-            self.config["intervals"] = {"method": "split conformal on validation residuals",
+            self.config["intervals"] = {"method": intervals.method_of(self.config),
                                         **found}
         return found
 

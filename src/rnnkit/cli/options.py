@@ -65,6 +65,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--levels", default=None, metavar="L1,L2",
                    help="prediction interval levels in percent (default 80,95; none: no "
                    "intervals; see docs/uncertainty.md)")
+    g.add_argument("--intervals", choices=["adaptive", "split"], default=None,
+                   help="adaptive (default): scaled by the recent volatility and steered by "
+                   "recent misses; split: one fixed split-conformal width per step")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -99,7 +102,7 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
-    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "levels",
+    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "levels", "intervals",
                                        "checkpoint_every", "keep_checkpoints", "id",
                                        "skip_short"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}

@@ -19,6 +19,7 @@ class Evaluation:
     data: the encoded data that was scored (``rnnkit.data.pipeline.Encoded``), None for a
         panel's sample.
     origins: series only: the last input row of each forecast.
+    bounds: {level: (lo, hi)} prediction intervals of ``pred``, the ones the metrics scored.
     """
 
     split: str
@@ -27,3 +28,4 @@ class Evaluation:
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
     data: Any = None
     origins: np.ndarray | None = None
+    bounds: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)

@@ -1,4 +1,6 @@
-"""Prediction intervals by split conformal prediction, calibrated on the validation part.
+"""Prediction intervals calibrated on the validation part: fixed split conformal (here) and the
+adaptive kind (``adaptive.py``, the default), behind one pair of calls, ``around`` (forecasts
+whose truth arrives row after row) and ``ahead`` (forecasts past the end).
 
 For each level (say 80%), forecast step and target, the half-width is the
 ``ceil((n + 1) * 0.80)``-th smallest absolute residual of the n validation forecasts: if the
@@ -22,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from rnnkit.evaluate.adaptive import Adaptive
 
 DEFAULT_LEVELS = (80, 95)
 
@@ -109,20 +113,40 @@ def interval_scores(truth: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: in
             "winkler": float(np.mean(winkler)), "points": int(y.size)}
 
 
-def score_intervals(truth: np.ndarray, pred: np.ndarray, cal: Calibration,
+def score_intervals(truth: np.ndarray, model: dict[int, tuple[np.ndarray, np.ndarray]],
                     naive_pred: np.ndarray, naive_cal: Calibration | None,
                     scale: np.ndarray | None = None) -> dict:
-    """``{"80": {"model": {...}, "last value": {...}}, ...}``: the model's intervals and the
-    naive ones (last value ± its own validation residual quantiles) on the same test truth."""
-    model = cal.bounds(pred, scale)
-    naive = None if naive_cal is None else naive_cal.bounds(naive_pred, scale)
+    """``{"80": {"model": {...}, "last value": {...}}, ...}``: the model's intervals ``model``
+    ({level: (lo, hi)}) and the naive ones (last value ± its own validation residual
+    quantiles) on the same test truth."""
+    naive = None if naive_cal is None else naive_cal.bounds(
+        naive_pred, scale if naive_cal.per_series else None)
     out = {}
-    for level in cal.levels:
-        row = {"model": interval_scores(truth, *model[level], level)}
-        if naive is not None:
+    for level, (lo, hi) in model.items():
+        row = {"model": interval_scores(truth, lo, hi, level)}
+        if naive is not None and level in naive:
             row["last value"] = interval_scores(truth, *naive[level], level)
         out[str(level)] = row
     return out
+
+
+def around(cal: Calibration | Adaptive, pred: np.ndarray, truth: np.ndarray,
+           group: np.ndarray, scale: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{level: (lo, hi)} of forecasts ``pred`` (N, H, O) whose ``truth`` becomes known one row
+    after another (NaN where it never does), rows one apart within each ``group``; ``scale``
+    (N, O) is each row's data scale. An adaptive calibration learns from the earlier rows."""
+    if isinstance(cal, Adaptive):
+        return cal.online(pred, truth, group, scale)
+    return cal.bounds(pred, scale if cal.per_series else None)
+
+
+def ahead(cal: Calibration | Adaptive, pred: np.ndarray, scale: np.ndarray,
+          sigma: np.ndarray | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{level: (lo, hi)} of forecasts past the end (S, steps, O): ``scale`` (S, O) each series'
+    data scale, ``sigma`` (S, O) its volatility now (adaptive calibrations only)."""
+    if isinstance(cal, Adaptive):
+        return cal.ahead(pred, cal.start(scale) if sigma is None else sigma)
+    return cal.bounds(pred, scale if cal.per_series else None)
 
 
 def format_intervals(metrics: dict) -> str:
@@ -138,12 +162,18 @@ def format_intervals(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def stored(config: dict) -> dict[str, Calibration]:
+def stored(config: dict) -> dict[str, Calibration | Adaptive]:
     """The calibrations a run's config holds (``config["intervals"]``), by kind: ``direct``
     (each step of the horizon), ``rolled`` (forecast steps past the end), ``naive``."""
     found = config.get("intervals") or {}
-    return {k: Calibration.from_json(v) for k, v in found.items()
+    return {k: Adaptive.from_json(v) if v.get("kind") == "adaptive" else
+            Calibration.from_json(v) for k, v in found.items()
             if isinstance(v, dict) and k != "method"}
+
+
+def method_of(config: dict) -> str:
+    """``adaptive`` or ``split``: how a run's intervals are calibrated (older runs: split)."""
+    return str(config.get("data", {}).get("intervals") or "split")
 
 
 def levels_of(config: dict) -> tuple[int, ...]:

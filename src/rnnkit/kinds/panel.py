@@ -22,7 +22,8 @@ from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read_panel import Panel, read_panel
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import intervals, panel_scores
+from rnnkit.evaluate import adaptive, intervals, panel_scores
+from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import model_outputs, rolling_forecast
 from rnnkit.persist import load_weights, save_weights
@@ -122,9 +123,10 @@ class PanelKind:
         metrics = panel_scores.score(pipe, panel, truth, pred, base, series)
         cal = intervals.stored(run.config)
         if "direct" in cal:
+            scale = pipe.scale[series, :o]
+            bounds = intervals.around(cal["direct"], pred, truth, series, scale)
             metrics["intervals"] = intervals.score_intervals(
-                truth, pred, cal["direct"], base["last value"], cal.get("naive"),
-                scale=pipe.scale[series, :o])
+                truth, bounds, base["last value"], cal.get("naive"), scale)
         metrics["split"] = {
             "evaluated_on": split, "series": len(panel), "rows": len(panel.values),
             "forecasts_scored": len(pred), "horizon": h, "window": pipe.window,
@@ -144,7 +146,9 @@ class PanelKind:
         enc, pipe = cls.attach(run, data)
         pred, series, last = forecasts(run.model, pipe, enc, "all")
         cal = intervals.stored(run.config).get("direct")
-        bounds = {} if cal is None else cal.bounds(pred, pipe.scale[series, :len(pipe.targets)])
+        bounds = {} if cal is None else intervals.around(
+            cal, pred, known_truth(pipe, enc.dataset, series, last), series,
+            pipe.scale[series, :len(pipe.targets)])
         return long_table(run.config["panel"], enc.dataset.ids, series,
                           enc.dataset.times[last + 1], output_values(pred, bounds),
                           output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
@@ -160,9 +164,13 @@ class PanelKind:
         if steps < 1:
             raise DataError(f"steps={steps} must be at least 1.")
         ids = run.config["panel"]["ids"]
+        cal = intervals.stored(run.config).get("rolled")
+        sigma = None if cal is None else getattr(cal, "sigma", None)
         if data is not None:
             enc, pipe = cls.attach(run, data)
             tail, ids = cls.tail(pipe, enc.dataset), enc.dataset.ids
+            if isinstance(cal, Adaptive):
+                sigma = volatility_now(run.model, pipe, enc, cal)
         elif run.tail is None:
             raise DataError("no data: pass the long table to continue.")
         else:
@@ -174,9 +182,9 @@ class PanelKind:
                                   scale=pipe.scale[:, :o], batch=BATCH)  # (S, steps, O)
         s = len(hist)
         times = future_times(run.config["panel"]["clock"], tail["last"], int(steps))
-        cal = intervals.stored(run.config).get("rolled")
         bounds = {} if cal is None else {k: (lo.reshape(s * steps, 1, o), hi.reshape(
-            s * steps, 1, o)) for k, (lo, hi) in cal.bounds(future, pipe.scale[:, :o]).items()}
+            s * steps, 1, o)) for k, (lo, hi) in intervals.ahead(
+                cal, future, pipe.scale[:, :o], sigma).items()}
         return long_table(run.config["panel"], ids, np.repeat(np.arange(s), steps),
                           times.reshape(-1),
                           output_values(future.reshape(s * steps, 1, o), bounds),
@@ -200,9 +208,12 @@ class PanelKind:
         truth = values[last[:, None] + np.arange(1, h + 1)[None, :], :o].astype(np.float64)
         scale = pipe.scale[series, :o]
         naive = np.repeat(values[last, None, :o].astype(np.float64), h, axis=1)
-        found = {"direct": intervals.calibrate(truth, pred, levels, scale),
-                 "naive": intervals.calibrate(truth, naive, levels, scale),
-                 "rolled": None if pipe.features else _rolled(run, levels)}
+        found = {"naive": intervals.calibrate(truth, naive, levels, scale)}
+        if intervals.method_of(run.config) == "split":
+            found["direct"] = intervals.calibrate(truth, pred, levels, scale)
+            found["rolled"] = None if pipe.features else _rolled(run, levels)
+        else:
+            found["direct"], found["rolled"] = _adaptive(run, truth, pred, series, last, levels)
         return {k: None if c is None else c.to_json() for k, c in found.items()}
 
     @staticmethod
@@ -249,9 +260,28 @@ class PanelKind:
         return pipe, tail
 
 
-def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
+def _adaptive(run: Any, truth: np.ndarray, pred: np.ndarray, series: np.ndarray,
+              last: np.ndarray, levels: tuple[int, ...]) -> tuple[Adaptive | None,
+                                                                 Adaptive | None]:
+    """Adaptive calibrations pooled over the series' validation forecasts, each error divided
+    by its own series' volatility; both know every series' volatility at its end."""
+    pipe = run.pipeline
+    scale = pipe.scale[series, :len(pipe.targets)]
+    direct = adaptive.calibrate(truth, pred, levels, series, scale)
+    if direct is None:
+        return None, None
+    direct.sigma = volatility_now(run.model, pipe, run.data, direct)
+    sigma, _ = adaptive.volatility(truth[:, 0] - pred[:, 0], series,
+                                   direct.start(scale[adaptive.first_rows(series)]))
+    return direct, None if pipe.features else _rolled(run, levels, (last, sigma, direct))
+
+
+def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
+            ) -> intervals.Calibration | Adaptive | None:
     """Half-widths of rolled forecasts from (series, origin) pairs drawn evenly from the
-    validation parts, whose rolled steps stay inside them."""
+    validation parts, whose rolled steps stay inside them. ``studentise``: (buffer rows of the
+    validation origins, the volatility before each, the direct adaptive calibration) divides
+    each rolled error by its series' volatility at its origin."""
     pipe, panel = run.pipeline, run.data.dataset
     o, need = len(pipe.targets), pipe.window + int(pipe.diff)
     train_end, val_end = pipe.bounds(panel.lengths)
@@ -270,7 +300,35 @@ def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
                             diff=pipe.diff, shift=pipe.shift[series, :o],
                             scale=pipe.scale[series, :o], batch=BATCH)
     truth = panel.values[rows[:, None] + np.arange(1, steps + 1)[None, :], :o]
-    return intervals.calibrate(truth, pred, levels, pipe.scale[series, :o])
+    if studentise is None:
+        return intervals.calibrate(truth, pred, levels, pipe.scale[series, :o])
+    return adaptive.rolled(truth, pred, levels, rows, studentise)
+
+
+def known_truth(pipe: PanelPipeline, panel: Panel, series: np.ndarray, last: np.ndarray
+                ) -> np.ndarray:
+    """(N, H, O) the rows after each forecast's last input row, NaN past its series' end."""
+    rows = last[:, None] + np.arange(1, pipe.horizon + 1)[None, :]
+    inside = rows < panel.offsets[series + 1][:, None]
+    o = len(pipe.targets)
+    truth = panel.values[np.minimum(rows, len(panel.values) - 1), :o].astype(np.float64)
+    return np.where(inside[:, :, None], truth, np.nan)
+
+
+def volatility_now(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, cal: Adaptive
+                   ) -> np.ndarray:
+    """(S, O) each series' local volatility after its last row, from its one-step errors."""
+    o, panel = len(pipe.targets), enc.dataset
+    start = cal.start(pipe.scale[:, :o])
+    pred, series, last = forecasts(model, pipe, enc, "all")
+    if len(pred) == 0:
+        return start
+    truth = known_truth(pipe, panel, series, last)
+    _, after = adaptive.volatility(truth[:, 0] - pred[:, 0], series,
+                                   start[series[adaptive.first_rows(series)]])
+    out = start.copy()
+    out[series[adaptive.first_rows(series)]] = after
+    return out
 
 
 def forecasts(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, split: str,

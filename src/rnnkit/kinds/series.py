@@ -18,7 +18,8 @@ from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read import Table, read_table
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
-from rnnkit.evaluate import intervals, scoring
+from rnnkit.evaluate import adaptive, intervals, scoring
+from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import (
     Stream,
@@ -104,11 +105,12 @@ class SeriesKind:
         base = scoring.series_baselines(values, origins, pipe.horizon, o, train_end,
                                        pipe.period, pipe.window)
         metrics = scoring.score(truth, pred, base, scoring.series_scale(values, train_end, o))
-        cal = intervals.stored(run.config)
+        cal, bounds = intervals.stored(run.config), {}
         if "direct" in cal:
+            bounds = intervals.around(cal["direct"], pred, truth, np.zeros(len(pred), int),
+                                      _scale_rows(pipe, len(pred)))
             metrics["intervals"] = intervals.score_intervals(
-                truth, pred, cal["direct"], last_values(values, origins, pipe.horizon, o),
-                cal.get("naive"))
+                truth, bounds, last_values(values, origins, pipe.horizon, o), cal.get("naive"))
 
         def span(a: int, b: int) -> list:
             return [str(index[a]), str(index[b - 1])] if b > a else []
@@ -119,7 +121,7 @@ class SeriesKind:
             "forecasts_scored": len(origins), "horizon": pipe.horizon,
             "window": pipe.window, "diff": pipe.diff, "period": pipe.period,
         }
-        return metrics, Evaluation(split, pred, truth, base, enc, origins)
+        return metrics, Evaluation(split, pred, truth, base, enc, origins, bounds)
 
     # --- predictions -----------------------------------------------------------------------
     @classmethod
@@ -135,24 +137,29 @@ class SeriesKind:
         padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
         pred = series_forecasts(run.model, pipe, padded, origins)  # (N, H, O)
         cal = intervals.stored(run.config).get("direct")
-        bounds = {} if cal is None else cal.bounds(pred)
+        bounds = {} if cal is None else intervals.around(
+            cal, pred, _known_truth(values, origins, pipe.horizon, len(pipe.targets)),
+            np.zeros(len(pred), int), _scale_rows(pipe, len(pred)))
         return pd.DataFrame(output_values(pred, bounds), index=index[origins + 1],
                             columns=output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
 
     @classmethod
     def forecast(cls, run: Any, steps: int, data: Any) -> pd.DataFrame:
         pipe: SeriesPipeline = run.pipeline
+        cal = intervals.stored(run.config).get("rolled")
+        sigma = None if cal is None else getattr(cal, "sigma", None)
         if data is None and run.data is None:
             hist = np.asarray(run.config["tail"]["values"], dtype=np.float64)
             info = run.config["tail"]["index"]
         else:
             enc, _ = cls.attach(run, data)
             hist, info = enc.dataset.values, index_info(enc.dataset.index)
+            if data is not None and isinstance(cal, Adaptive):
+                sigma = volatility_now(run.model, pipe, hist, cal)
         out = forecast_future(run.model, pipe, hist[:, : len(pipe.targets)] if not pipe.features
                               else hist, int(steps))
-        cal = intervals.stored(run.config).get("rolled")
-        bounds = {} if cal is None else {k: (lo[0, :, None], hi[0, :, None]) for k, (lo, hi)
-                                         in cal.bounds(out[None]).items()}
+        bounds = {} if cal is None else {k: (lo[0], hi[0]) for k, (lo, hi) in intervals.ahead(
+            cal, out[None], _scale_rows(pipe, 1), sigma).items()}
         return pd.DataFrame(output_values(out[:, None], bounds),
                             index=extend_index(info, int(steps)),
                             columns=output_columns(pipe.targets, 1, tuple(bounds)))
@@ -172,10 +179,13 @@ class SeriesKind:
             return None
         pred = pipe.to_units(model_outputs(run.model, pipe.pairs(enc, "val")), enc, "val")
         truth = scoring.series_truth(values, origins, pipe.horizon, o)
-        found = {"direct": intervals.calibrate(truth, pred, levels),
-                 "naive": intervals.calibrate(truth, last_values(values, origins, pipe.horizon,
-                                                                 o), levels),
-                 "rolled": None if pipe.features else _rolled(run, levels)}
+        naive = intervals.calibrate(truth, last_values(values, origins, pipe.horizon, o), levels)
+        if intervals.method_of(run.config) == "split":
+            found = {"direct": intervals.calibrate(truth, pred, levels), "naive": naive,
+                     "rolled": None if pipe.features else _rolled(run, levels)}
+        else:
+            direct, rolled = _adaptive(run, truth, pred, origins, levels)
+            found = {"direct": direct, "naive": naive, "rolled": rolled}
         return {k: None if c is None else c.to_json() for k, c in found.items()}
 
     @staticmethod
@@ -203,9 +213,26 @@ def last_values(values: np.ndarray, origins: np.ndarray, horizon: int, o: int) -
     return np.repeat(last[:, None, :], horizon, axis=1)
 
 
-def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
+def _adaptive(run: Any, truth: np.ndarray, pred: np.ndarray, origins: np.ndarray,
+              levels: tuple[int, ...]) -> tuple[Adaptive | None, Adaptive | None]:
+    """Adaptive calibrations of the direct and the rolled forecasts from the validation
+    forecasts ``pred`` made at ``origins``, each knowing the volatility at the data's end."""
+    pipe, values = run.pipeline, run.data.dataset.values
+    zero, scale = np.zeros(len(pred), int), _scale_rows(pipe, len(pred))
+    direct = adaptive.calibrate(truth, pred, levels, zero, scale)
+    if direct is None:
+        return None, None
+    direct.sigma = volatility_now(run.model, pipe, values, direct)
+    sigma, _ = adaptive.volatility(truth[:, 0] - pred[:, 0], zero, direct.start(scale[:1]))
+    return direct, None if pipe.features else _rolled(run, levels, (origins, sigma, direct))
+
+
+def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
+            ) -> intervals.Calibration | Adaptive | None:
     """Half-widths of forecasts rolled through the model's own outputs, calibrated on origins
-    of the validation part whose rolled steps stay inside it (never the test part)."""
+    of the validation part whose rolled steps stay inside it (never the test part).
+    ``studentise``: (validation origins, the volatility before each, the direct adaptive
+    calibration) divides each rolled error by the volatility at its origin."""
     pipe, values = run.pipeline, run.data.dataset.values
     o, need = len(pipe.targets), pipe.window + int(pipe.diff)
     train_end, val_end = pipe.bounds(len(values))
@@ -223,4 +250,35 @@ def _rolled(run: Any, levels: tuple[int, ...]) -> intervals.Calibration | None:
                             scale=np.asarray(pipe.scaler.scale[:o]),
                             last_step=pipe.shape == "next", read_as=np.float32)
     truth = values[origins[:, None] + np.arange(1, steps + 1)[None, :], :o]
-    return intervals.calibrate(truth, pred, levels)
+    if studentise is None:
+        return intervals.calibrate(truth, pred, levels)
+    return adaptive.rolled(truth, pred, levels, origins, studentise)
+
+
+def _scale_rows(pipe: SeriesPipeline, n: int) -> np.ndarray:
+    """(n, O) the targets' data scale, repeated for n rows."""
+    scale = np.asarray(pipe.scaler.scale[: len(pipe.targets)], dtype=np.float64)
+    return np.repeat(scale[None], n, axis=0)
+
+
+def _known_truth(values: np.ndarray, origins: np.ndarray, horizon: int, o: int) -> np.ndarray:
+    """(N, H, O) the rows after each origin, NaN past the end of ``values``."""
+    rows = origins[:, None] + np.arange(1, horizon + 1)[None, :]
+    inside = rows < len(values)
+    truth = np.asarray(values[np.minimum(rows, len(values) - 1), :o], dtype=np.float64)
+    return np.where(inside[:, :, None], truth, np.nan)
+
+
+def volatility_now(model: Any, pipe: SeriesPipeline, values: np.ndarray, cal: Adaptive,
+                   rows: int = 200) -> np.ndarray:
+    """(1, O) the local volatility after the last row of ``values``, from the one-step errors
+    of the last ``rows`` rows (the volatility forgets faster than that)."""
+    o, need = len(pipe.targets), pipe.window + int(pipe.diff)
+    origins = np.arange(max(need - 1, len(values) - 1 - rows), len(values) - 1)
+    start = cal.start(_scale_rows(pipe, 1))
+    if len(origins) == 0:
+        return start
+    padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
+    pred = series_forecasts(model, pipe, padded, origins)[:, 0]
+    err = np.asarray(values[origins + 1, :o], dtype=np.float64) - pred
+    return adaptive.volatility(err, np.zeros(len(err), int), start)[1]
