@@ -373,7 +373,9 @@ def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: 
     """Each process gets its signal on an event, never after a guessed delay: the moment its
     first checkpoint is published (LATEST appears: training runs, inside the signal guard),
     and the second Ctrl-C the moment the interrupt's save says it is under way (the
-    RNNKIT_TEST_PAUSE_AT marker file)."""
+    RNNKIT_TEST_PAUSE_AT marker file). That save stays held until the test, having seen the
+    process note the second signal (``<marker>.signalled``) and the save's temporary folder,
+    creates ``<marker>.release``."""
     marker = tmp_path / "saving"
     runs = {signal.SIGINT: tmp_path / "int", signal.SIGTERM: tmp_path / "term"}
     procs = {signal.SIGINT: _start(sine, runs[signal.SIGINT],
@@ -393,10 +395,14 @@ def test_sigint_and_sigterm_save_exit_and_resume_exactly(sine: Path, reference: 
         time.sleep(0.005)
     _wait_for(marker, procs[signal.SIGINT])  # the interrupt's save is under way: Ctrl-C again
     procs[signal.SIGINT].send_signal(signal.SIGINT)
-    # the second Ctrl-C was sent while that save still held its temporary folder (it is
-    # renamed into place after the pause), so it arrived during the save, as meant
+    signalled = marker.with_name(marker.name + ".signalled")
+    _wait_for(signalled, procs[signal.SIGINT])  # the guard has seen it, inside the held save
+    assert signalled.read_text() == f"{int(signal.SIGINT)}\n"
+    # the save is held until released, so its temporary folder (renamed into place after the
+    # pause) is still there: the second Ctrl-C arrived during the save, as meant
     tmp = list((runs[signal.SIGINT] / "checkpoints").glob(".tmp-ckpt-*"))
     assert tmp, "the second SIGINT came after the save it was meant to hit"
+    marker.with_name(marker.name + ".release").touch()
     for sig, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 128 + sig, err

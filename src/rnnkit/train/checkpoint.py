@@ -31,6 +31,7 @@ import re
 import secrets
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +49,7 @@ from rnnkit.persist import (
     loads,
     storage_error,
 )
-from rnnkit.train.signals import Interrupted, SignalGuard
+from rnnkit.train.signals import SIGNALS, Interrupted, SignalGuard
 from rnnkit.train.snapshot import Position, Snapshot
 
 FORMAT = 1
@@ -88,11 +89,15 @@ def _names(folder: Path) -> list[str]:
 
 
 # --- test hooks: fault injection, read from the environment at each save -------------------
+PAUSE_LIMIT = 60.0  # seconds a paused save waits for its release: bounds a test that died only
+
+
 def _test_hook(stage: str, count: int, interrupt: bool) -> None:
     """RNNKIT_TEST_CRASH_AT=stage[:n]: SIGKILL this process at ``stage`` of its n-th save
     (default the first), to prove a kill there leaves a complete checkpoint.
     RNNKIT_TEST_PAUSE_AT=stage:FILE: at ``stage`` of the save after a signal, create FILE and
-    sleep 1.5 s (so a test can send a second signal while that save is under way)."""
+    wait for ``FILE.release`` (see ``_pause``), so a test can send a second signal while that
+    save is under way, and know it arrived there."""
     crash = os.environ.get("RNNKIT_TEST_CRASH_AT")
     if crash:
         name, _, nth = crash.partition(":")
@@ -100,8 +105,41 @@ def _test_hook(stage: str, count: int, interrupt: bool) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
     pause = os.environ.get("RNNKIT_TEST_PAUSE_AT")
     if interrupt and pause and pause.partition(":")[0] == stage:
-        Path(pause.partition(":")[2]).touch()
-        time.sleep(1.5)
+        _pause(Path(pause.partition(":")[2]))
+
+
+def _pause(marker: Path) -> None:
+    """Create ``marker``, then wait until ``<marker>.release`` exists (PAUSE_LIMIT at most).
+
+    A SIGINT or SIGTERM arriving meanwhile goes to the handler in place (the training guard's)
+    first; then ``<marker>.signalled`` is written with its number. The test waits on that file
+    rather than on a guessed delay: once it exists, the guard has seen the signal while this
+    save was held, so the test may look at the save's files and release it."""
+    seen = marker.with_name(marker.name + ".signalled")
+    release = marker.with_name(marker.name + ".release")
+    chained: dict[int, Callable] = {}
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        for sig in SIGNALS:
+            handler = signal.getsignal(sig)
+            if callable(handler):  # an ignored or default signal keeps its meaning
+                chained[sig] = handler
+
+        def note(signum: int, frame: object) -> None:
+            chained[signum](signum, frame)
+            part = seen.with_name(seen.name + ".part")  # renamed: never seen half-written
+            part.write_text(f"{signum}\n")
+            part.replace(seen)
+
+        for sig in chained:
+            signal.signal(sig, note)
+    marker.touch()
+    deadline = time.monotonic() + PAUSE_LIMIT
+    try:
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        for sig, handler in chained.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt_hook() -> tuple[int, int | None] | None:
