@@ -13,6 +13,7 @@ import numpy as np
 
 from rnnkit.evaluate import significance as sig
 from rnnkit.evaluate.baselines import forecast_baselines
+from rnnkit.evaluate.ets import ets_forecasts
 from rnnkit.evaluate.metrics import METRICS, compute_metrics, mase_scale
 
 
@@ -36,6 +37,9 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, baselines: dict[str, np.ndarra
     verdict_ = significance(y_true, y_pred, baselines, metrics["baselines"], horizon)
     if verdict_ is not None:
         metrics["verdict"] = verdict_
+    notes = getattr(baselines, "notes", [])
+    if notes:
+        metrics["baseline_notes"] = list(notes)
     return metrics
 
 
@@ -73,18 +77,45 @@ def series_truth(values: np.ndarray, origins: np.ndarray, horizon: int, n_target
     return np.asarray(values, dtype=np.float64)[idx][:, :, :n_targets]
 
 
+class Baselines(dict):
+    """``{name: forecasts}`` plus ``notes``: why a baseline is left out (ETS on a constant or
+    too short series). :func:`score` copies the notes into the metrics as ``baseline_notes``,
+    so a caller passing the dict along needs no second return value."""
+
+    def __init__(self, forecasts: dict[str, np.ndarray], notes: list[str] | None = None
+                 ) -> None:
+        super().__init__(forecasts)
+        self.notes = list(notes or [])
+
+
 def series_baselines(values: np.ndarray, origins: np.ndarray, horizon: int, n_targets: int,
-                     train_end: int, period: int | None, ar_order: int) -> dict[str, np.ndarray]:
+                     train_end: int, period: int | None, ar_order: int) -> Baselines:
     """Each baseline's forecasts (N, H, O) at the model's origins, fitted on training rows:
-    one univariate :func:`forecast_baselines` per target column, stacked on the last axis. The
-    one stacking rule for a series, used by the evaluation and the backtest alike."""
+    one univariate :func:`forecast_baselines` and one :func:`ets_forecasts` per target column
+    (on its levels, in original units), stacked on the last axis. The one stacking rule for a
+    series, used by the evaluation and the backtest alike."""
     per_col = [
         forecast_baselines(np.asarray(values[:, j], dtype=np.float64), origins, horizon,
                            train_end, period=period, ar_order=ar_order)
         for j in range(n_targets)
     ]
     names = [k for k in per_col[0] if all(k in c for c in per_col)]
-    return {k: np.stack([c[k] for c in per_col], axis=-1) for k in names}
+    out = Baselines({k: np.stack([c[k] for c in per_col], axis=-1) for k in names})
+    ets = [ets_forecasts(np.asarray(values[:, j], dtype=np.float64), origins, horizon,
+                         train_end, period) for j in range(n_targets)]
+    left_out = [e.note if n_targets == 1 else f"target column {j + 1}: {e.note}"
+                for j, e in enumerate(ets) if e.forecasts is None]
+    if left_out:  # one column without ETS leaves the baseline out: it forecasts all or none
+        out.notes.extend(left_out)
+    else:
+        out[_ets_name([e.name for e in ets])] = np.stack([e.forecasts for e in ets], axis=-1)
+    return out
+
+
+def _ets_name(names: list[str]) -> str:
+    """``ETS(A,N,N)``; columns that chose different forms: ``ETS(A,N,N/A,Ad,N)``."""
+    forms = list(dict.fromkeys(n[4:-1] for n in names))  # order kept, repeats dropped
+    return f"ETS({'/'.join(forms)})" if len(forms) <= 2 else "ETS(per column)"
 
 
 def series_scale(values: np.ndarray, train_end: int, n_targets: int) -> float | None:
@@ -204,5 +235,6 @@ def format_table(metrics: dict) -> str:
     line = lambda xs: "  ".join(x.rjust(w) if i else x.ljust(w)  # noqa: E731
                                 for i, (x, w) in enumerate(zip(xs, widths, strict=True)))
     out = [line(heads), line(["-" * w for w in widths])] + [line(c) for c in cells]
+    out += list(metrics.get("baseline_notes") or [])  # under the rows they explain
     v = verdict(metrics)
     return "\n".join(out + ([v] if v else []))
