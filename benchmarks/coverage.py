@@ -8,6 +8,8 @@ default adaptive intervals and with fixed split-conformal ones (``intervals="spl
 same weights (the interval method does not touch training). Writes benchmarks/COVERAGE.md.
 
     python benchmarks/coverage.py [--seeds 3]
+    python benchmarks/coverage.py --learned   # the distribution heads instead, to
+                                              # benchmarks/COVERAGE_LEARNED.md
 """
 
 from __future__ import annotations
@@ -64,10 +66,56 @@ def measure(name: str, seed: int) -> dict[str, dict]:
     return out
 
 
+LEARNED = {"gaussian": {"loss": "gaussian"}, "student_t": {"loss": "student_t"},
+           "quantiles 0.025..0.975": {"quantiles": (0.025, 0.1, 0.5, 0.9, 0.975)}}
+
+
+def measure_learned(name: str, seed: int) -> dict[str, dict]:
+    """{head: metrics} of the seed's fit with each distribution head."""
+    import rnnkit
+
+    data, opts = CASES[name]()
+    out = {}
+    for head, extra in LEARNED.items():
+        run = rnnkit.fit(data, seed=seed, quiet=True, **opts, **extra)
+        out[head] = {**run.metrics["intervals"], "score": run.metrics["probabilistic"]}
+    return out
+
+
+def learned_table(seeds: range) -> int:
+    rows = ["| series | head | test points | coverage 80 | coverage 95 | width 95: model | "
+            "width 95: last value | interval score 95: model / last value | CRPS or pinball |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name in [n for n in CASES if "(real)" in n]:  # the simulated ones: tests/test_learned.py
+        found = [measure_learned(name, s) for s in seeds]
+        for head in LEARNED:
+            mine = [f[head] for f in found]
+            scores = [m["score"].get("crps", m["score"].get("pinball")) for m in mine]
+            spread = f" ± {statistics.stdev(scores):.2g}" if len(scores) > 1 else ""
+            rows.append(_row(name, head, mine) + f" {statistics.mean(scores):.4g}{spread} |")
+            print(rows[-1], flush=True)
+    return _write("COVERAGE_LEARNED.md", "Coverage of the learned distributions",
+                  "The real series; fits with each distribution head (`--loss gaussian`, "
+            f"`--loss student_t`, "
+            f"`--quantiles 0.025,0.1,0.5,0.9,0.975`), seeds 0..{len(seeds) - 1} (mean ± standard "
+            "deviation across seeds), otherwise default options; intervals from the learned "
+            "distribution, scored on the test part. Written by `python benchmarks/coverage.py "
+            "--learned`.", rows)
+
+
+def _write(name: str, title: str, intro: str, rows: list[str]) -> int:
+    (HERE / name).write_text("\n".join([f"# {title}", "", intro, "", *rows, ""]))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=3)
-    seeds = range(ap.parse_args().seeds)
+    ap.add_argument("--learned", action="store_true")
+    args = ap.parse_args()
+    seeds = range(args.seeds)
+    if args.learned:
+        return learned_table(seeds)
     rows = ["| series | intervals | test points | coverage 80 | coverage 95 | width 95: model | "
             "width 95: last value | interval score 95: model / last value |",
             "|---|---|---|---|---|---|---|---|"]
@@ -76,13 +124,12 @@ def main() -> int:
         for method in ("adaptive", "split"):
             rows.append(_row(name, method, [b[method] for b in both]))
             print(rows[-1], flush=True)
-    text = ["# Prediction interval coverage", "",
-            f"Default fits, seeds 0..{len(seeds) - 1} (mean ± standard deviation across seeds); "
+    return _write("COVERAGE.md", "Prediction interval coverage",
+                  f"Default fits, seeds 0..{len(seeds) - 1} (mean ± standard deviation across "
+            "seeds); "
             "intervals calibrated on the validation part, scored on the test part, adaptive "
             "(the default) and fixed split conformal on the same weights. Written by "
-            "`make bench-coverage` (benchmarks/coverage.py).", "", *rows, ""]
-    (HERE / "COVERAGE.md").write_text("\n".join(text))
-    return 0
+            "`make bench-coverage` (benchmarks/coverage.py).", rows)
 
 
 def _row(name: str, method: str, found: list[dict]) -> str:

@@ -265,14 +265,15 @@ def test_seq2one_adder_on_variable_length_sequences() -> None:
     run = rnnkit.fit(seqs, target=sums, cell="rnn", activation="identity", hidden_size=1,
                      epochs=30, lr=3e-2, batch_size=32, scaler="none", quiet=True)
     assert run.pipeline.shape == "seq2one"
-    pred = run.predict(seqs)
-    assert isinstance(pred, np.ndarray) and pred.shape == (len(seqs), 1)
+    pred = run.predict(seqs)  # one row per sequence: the prediction and its bounds
+    assert isinstance(pred, pd.DataFrame) and pred.shape == (len(seqs), 5)
+    assert list(pred.columns[:3]) == ["target", "target_lo80", "target_hi80"]
     m = run.metrics
     assert m["model"]["rmse"] < 0.2 * m["baselines"]["mean"]["rmse"]
     # a running sum extrapolates to unseen lengths and values
-    out = run.predict([[5.0, 5.0], [10.0] * 9])
-    assert out.shape == (2, 1)
-    assert out[:, 0] == pytest.approx([10, 90], abs=3)
+    out = run.predict([[5.0, 5.0], [10.0] * 9])["target"]
+    assert out.shape == (2,)
+    assert out.to_numpy() == pytest.approx([10, 90], abs=3)
 
 
 def test_continuation_generate_shapes() -> None:

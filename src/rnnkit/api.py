@@ -236,6 +236,9 @@ def _objective(tcfg: TrainConfig, dcfg: DataConfig, mcfg: ModelConfig) -> str:
         raise ConfigError("objective='closed_loop' needs shape='continuation' with prompt_length.")
     if (objective == "last") != (mcfg.head == "last"):
         raise ConfigError(f"objective={objective!r} does not fit shape={dcfg.shape!r}.")
+    if mcfg.loss != "mse" and dcfg.shape in ("seq2one", "continuation"):
+        raise ConfigError(f"loss={mcfg.loss!r} learns a forecast distribution for series and "
+                          f"panels; shape={dcfg.shape!r} (a sequence run) trains with mse.")
     return objective
 
 
@@ -281,7 +284,7 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
         # an epoch sees a sample of the training windows; validating on all of a huge panel
         # would cost more than the epoch, so a fixed sample of as many is scored every epoch
         val_pairs = val_pairs.sample(tcfg.windows_per_epoch, tcfg.seed)
-    loss = objectives.pick(objective, prep.dcfg.prompt_length)
+    loss = objectives.pick(objective, prep.dcfg.prompt_length, mcfg.loss, mcfg.quantiles)
     record = None
     if out is not None and plan is None and world.main:
         record = _record(prep.source, data, options, mcfg, pipe.to_json())

@@ -18,6 +18,7 @@ SHAPES = ("window", "next", "seq2one", "continuation")
 SCALERS = ("standard", "minmax", "none")
 TRANSFORMS = ("auto", "diff", "none")
 INTERVALS = ("adaptive", "split")
+LOSSES = ("mse", "gaussian", "student_t", "pinball")
 FILLS = ("ffill", "interpolate", "drop")
 DUPLICATES = ("first", "last", "mean")
 OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
@@ -128,6 +129,11 @@ class ModelConfig:
     head: ``step`` (one output per time step) or ``last`` (``horizon`` outputs from the last
     real step). linear_path adds a linear map of the inputs beside the recurrent path (the
     window for ``last`` heads, the current input for ``step`` heads).
+
+    loss: ``mse`` (a point forecast), ``gaussian`` or ``student_t`` (a head for the scale, and
+    the degrees of freedom, trained by negative log-likelihood), ``pinball`` (the
+    ``quantiles``, trained by the pinball loss; giving quantiles implies it). See
+    ``rnnkit.models.distributions``.
     """
 
     cell: str = "lstm"
@@ -141,9 +147,12 @@ class ModelConfig:
     horizon: int = 1
     window: int | None = None
     linear_path: bool = True
+    loss: str = "mse"
+    quantiles: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _choice("cell", self.cell, CELLS)
+        self._check_loss()
         _choice("head", self.head, ("step", "last"))
         _positive("hidden_size", self.hidden_size)
         if self.hidden_size > 65536:
@@ -168,6 +177,38 @@ class ModelConfig:
             )
         if self.linear_path and self.head == "last" and not self.window:
             raise ConfigError("linear_path with head='last' needs the window length.")
+
+    def _check_loss(self) -> None:
+        self.quantiles = quantile_levels(self.quantiles)
+        if self.quantiles and self.loss == "mse":
+            self.loss = "pinball"
+        _choice("loss", self.loss, LOSSES)
+        if self.loss == "pinball" and not self.quantiles:
+            raise ConfigError("loss='pinball' needs quantiles, for example --quantiles "
+                              "0.1,0.5,0.9.")
+        if self.quantiles and self.loss != "pinball":
+            raise ConfigError(f"quantiles are learned by loss='pinball', not loss={self.loss!r}; "
+                              "drop one of the two options.")
+
+
+def quantile_levels(value: Any) -> tuple[float, ...]:
+    """Quantiles from ``0.1,0.5,0.9``, a number or a sequence of numbers, each in (0, 1)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    items = value.split(",") if isinstance(value, str) else (
+        [value] if isinstance(value, int | float) else list(value))
+    out = set()
+    for item in items:
+        try:
+            q = float(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"quantiles: {item!r} is not a number; give probabilities such "
+                              "as 0.1,0.5,0.9.") from None
+        if not 0 < q < 1:
+            raise ConfigError(f"quantiles: {item!r} must be a probability strictly between 0 "
+                              "and 1, for example 0.1,0.5,0.9.")
+        out.add(round(q, 6))
+    return tuple(sorted(out))
 
 
 @dataclass

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rnnkit.evaluate import learned
 from rnnkit.evaluate.backtest import shown_steps
 from rnnkit.evaluate.findings.base import Finding, fmt
 from rnnkit.evaluate.metrics import METRICS
@@ -131,7 +132,8 @@ def _plain(v: Any) -> str:
 
 def _extras(metrics: dict) -> dict:
     """Problem-specific scalar figures (the demos add them) worth a row each."""
-    skip = {"model", "baselines", "split", "findings", "backtest", "intervals"}
+    skip = {"model", "baselines", "split", "findings", "backtest", "intervals",
+            "probabilistic"}
     return {k: v for k, v in metrics.items()
             if k not in skip and isinstance(v, int | float | str) and not isinstance(v, bool)}
 
@@ -191,6 +193,9 @@ def render(run: Any, folder: Path, backtest: Any = None) -> str:
     parts += ["<h2>Metrics (original units) next to the baselines</h2>", _metrics_table(metrics)]
     if metrics.get("intervals"):
         parts += ["<h2>Prediction intervals (test part)</h2>", _interval_table(metrics)]
+    scores = learned.format_scores(metrics)
+    if scores:  # the forecast distribution the model learned: its CRPS or pinball loss
+        parts.append(f'<p class="sub">{_e(scores)}</p>')
     if backtest is not None:
         parts += ["<h2>Rolling-origin backtest</h2>", _backtest_table(backtest)]
     extras = _extras(metrics)

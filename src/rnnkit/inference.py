@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from rnnkit.errors import DataError
 from rnnkit.models.cells import LoopRNN
 
 BATCH = 4096  # windows per model call
+Draw = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (point, parameters) -> draws
 
 
 @torch.inference_mode()
@@ -35,6 +38,22 @@ def model_outputs(model: nn.Module, pairs: Pairs, batch: int = BATCH) -> np.ndar
     if not outs:
         return np.zeros((0, 1, 1))
     return torch.cat(outs).numpy().astype(np.float64)
+
+
+@torch.inference_mode()
+def model_params(model: nn.Module, pairs: Pairs, batch: int = BATCH
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(point (N, H, O), distribution parameters (N, H, O, P)) of a probabilistic model, raw
+    and scaled, for every pair."""
+    model.eval()
+    points, extras = [], []
+    for s in range(0, len(pairs), batch):
+        b = pairs.rows(s, s + batch)
+        y, _, extra = model(b.inputs, lengths=b.lengths, params=True)
+        points.append(y)
+        extras.append(extra)
+    return (torch.cat(points).numpy().astype(np.float64),
+            torch.cat(extras).numpy().astype(np.float64))
 
 
 def series_forecasts(model: nn.Module, pipe: SeriesPipeline, values: np.ndarray,
@@ -65,7 +84,8 @@ def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
 @torch.inference_mode()
 def rolling_forecast(model: nn.Module, history: np.ndarray, steps: int, *, window: int,
                      diff: bool, shift: np.ndarray, scale: np.ndarray, last_step: bool = False,
-                     read_as: DTypeLike = np.float64, batch: int = BATCH) -> np.ndarray:
+                     read_as: DTypeLike = np.float64, batch: int = BATCH,
+                     draw: Draw | None = None) -> np.ndarray:
     """Continue S series ``steps`` rows past the end of ``history`` (S, rows, O), all series in
     one batch (of at most ``batch`` rows per model call) per round: each round forecasts from
     the last ``window`` working rows, appends the forecast and repeats. Returns (S, steps, O)
@@ -81,6 +101,8 @@ def rolling_forecast(model: nn.Module, history: np.ndarray, steps: int, *, windo
             after the window, is a forecast.
         read_as: dtype the rows are read in before differencing and scaling (float32 for a
             series pipeline, whose working rows are float32).
+        draw: a probabilistic model's sampler: (point, parameters) -> one draw each, in
+            scaled units; the draws are fed back instead of the points (a sample path).
     """
     need = window + int(diff)
     if steps < 1:
@@ -98,7 +120,7 @@ def rolling_forecast(model: nn.Module, history: np.ndarray, steps: int, *, windo
         x = np.diff(rows, axis=1) if diff else rows  # (S, W, O)
         x = ((x.astype(np.float64) - shift) / scale).astype(np.float32)
         xt = torch.from_numpy(x)
-        raw = np.concatenate([model(xt[s : s + batch])[0].numpy()
+        raw = np.concatenate([_outputs(model, xt[s : s + batch], draw)
                               for s in range(0, len(xt), batch)])  # (S, H, O) or (S, W, O)
         if last_step:
             raw = raw[:, -1:]
@@ -109,6 +131,27 @@ def rolling_forecast(model: nn.Module, history: np.ndarray, steps: int, *, windo
         hist = np.concatenate([hist, pred], axis=1)[:, -need:]
         done += pred.shape[1]
     return np.concatenate(out, axis=1)[:, :steps]
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, draw: Draw | None) -> np.ndarray:
+    if draw is None:
+        return model(x)[0].numpy()
+    y, _, extra = model(x, params=True)
+    return draw(y.numpy().astype(np.float64), extra.numpy().astype(np.float64))
+
+
+def sample_paths(model: nn.Module, history: np.ndarray, steps: int, paths: int, draw: Draw,
+                 **kw: Any) -> np.ndarray:
+    """(S, paths, steps, O) sample paths of S series past the end of ``history`` (S, rows,
+    O); ``kw`` as for :func:`rolling_forecast` (a per-series shift and scale are repeated for
+    each path)."""
+    s = len(history)
+    for key in ("shift", "scale"):
+        value = np.asarray(kw[key])
+        if value.ndim == 2:
+            kw[key] = np.repeat(value, paths, axis=0)
+    out = rolling_forecast(model, np.repeat(history, paths, axis=0), steps, draw=draw, **kw)
+    return out.reshape(s, paths, *out.shape[1:])
 
 
 @torch.inference_mode()

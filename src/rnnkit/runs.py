@@ -24,7 +24,7 @@ from rnnkit.config import ModelConfig, from_dict
 from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.data.sequences import as_sequences
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import intervals, scoring
+from rnnkit.evaluate import intervals, learned, scoring
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream
 from rnnkit.kinds import KINDS
@@ -119,7 +119,9 @@ class Run:
         """The metrics table (model vs baselines) with a one-line verdict, and the coverage of
         the prediction intervals."""
         metrics = self.metrics or self.evaluate()
-        text, lines = scoring.format_table(metrics), intervals.format_intervals(metrics)
+        text = scoring.format_table(metrics)
+        lines = "\n".join(x for x in (learned.format_scores(metrics),
+                                      intervals.format_intervals(metrics)) if x)
         if not lines:
             return text
         # the interval rows belong to the table: above its closing verdict sentence
@@ -129,8 +131,8 @@ class Run:
     # --- predictions -------------------------------------------------------------------------
     def predict(self, data: Any = None, target: Any = None) -> pd.DataFrame | np.ndarray:
         """One-step (horizon) predictions for every row that has a full window before it
-        (series: a DataFrame indexed like the input; panel: a long table), or one prediction
-        per sequence."""
+        (series: a DataFrame indexed like the input; panel: a long table), or one row per
+        sequence (seq2one and continuation: a DataFrame with the bounds; next: an array)."""
         return self.behaviour.predict(self, data, target)
 
     def forecast(self, steps: int, data: Any = None) -> pd.DataFrame:

@@ -42,6 +42,10 @@ OPTIONS: list[tuple[str, Any, str]] = [
     ("lr_patience", int, "epochs without improvement before halving lr (default 8)"),
     ("clip", float, "gradient-norm clipping (default 1.0)"),
     ("objective", str, "auto, teacher, last or closed_loop (default auto)"),
+    ("loss", str, "mse (a point forecast; default), gaussian or student_t (also learn a "
+     "distribution, whose quantiles give the intervals; see docs/uncertainty.md)"),
+    ("quantiles", str, "learn these quantiles with the pinball loss, e.g. 0.1,0.5,0.9 (the "
+     "intervals come from them)"),
     ("max_seconds", float, "stop training after this many seconds"),
     ("windows_per_epoch", int, "train each epoch on this many windows drawn afresh from all "
      "(for very large panels; default all)"),

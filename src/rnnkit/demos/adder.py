@@ -71,8 +71,8 @@ def run(folder: Path, **overrides: Any) -> dict:
     fit = rnnkit.fit(seqs, target=y, **opts)
     fit.config["source"] = {"kind": "demo", "name": "adder"}
     dseqs, dy = make(500, np.random.default_rng(SEED + 1), scale=2.0)
-    dpred = fit.predict(dseqs)[:, 0]
-    ex = fit.predict([np.array(e, dtype=float) for e in EXAMPLES])[:, 0]
+    dpred = fit.predict(dseqs)["target"].to_numpy()
+    ex = fit.predict([np.array(e, dtype=float) for e in EXAMPLES])["target"].to_numpy()
     extras: dict[str, Any] = {
         "test_mae": float(np.mean(np.abs(dpred - dy))),
         "test_set": "500 fresh sequences of 2-7 integers in 1..10, every value doubled",

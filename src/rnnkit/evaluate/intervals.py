@@ -21,10 +21,12 @@ which the truth falls outside (Gneiting & Raftery 2007); lower is better.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit.evaluate import learned
 from rnnkit.evaluate.adaptive import Adaptive
 
 DEFAULT_LEVELS = (80, 95)
@@ -172,8 +174,41 @@ def stored(config: dict) -> dict[str, Calibration | Adaptive]:
 
 
 def method_of(config: dict) -> str:
-    """``adaptive`` or ``split``: how a run's intervals are calibrated (older runs: split)."""
+    """``adaptive`` or ``split``: how a run's intervals are calibrated (older runs: split);
+    ``learned <loss>`` when they come from the distribution the model learned."""
+    if learned.is_learned(config):
+        return f"learned {learned.loss_of(config)}"
     return str(config.get("data", {}).get("intervals") or "split")
+
+
+def held_out(config: dict, pred: np.ndarray, truth: np.ndarray, group: np.ndarray,
+             scale: np.ndarray, naive_pred: np.ndarray,
+             dist: Callable[[], learned.Predicted]) -> tuple[dict, dict]:
+    """(metrics to add, bounds) of held-out forecasts ``pred`` (N, H, O) of known ``truth``:
+    their intervals (from the learned distribution ``dist()``, or the calibrations) scored next
+    to the naive interval's, and a learned run's CRPS or pinball loss."""
+    out: dict = {}
+    if learned.is_learned(config):
+        d = dist()
+        bounds = d.bounds(learned.levels(config))
+        out["probabilistic"] = {"loss": learned.loss_of(config), **d.scores(truth)}
+    else:
+        bounds = with_truth(config, pred, truth, group, scale, dist)
+    if bounds:
+        out["intervals"] = score_intervals(truth, bounds, naive_pred,
+                                           stored(config).get("naive"), scale)
+    return out, bounds
+
+
+def with_truth(config: dict, pred: np.ndarray, truth: np.ndarray, group: np.ndarray,
+               scale: np.ndarray, dist: Callable[[], learned.Predicted]
+               ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{level: (lo, hi)} of forecasts whose truth arrives row after row (NaN where it never
+    does): the learned distribution's quantiles, or the direct calibration's intervals."""
+    if learned.is_learned(config):
+        return dist().bounds(learned.levels(config))
+    cal = stored(config).get("direct")
+    return {} if cal is None else around(cal, pred, truth, group, scale)
 
 
 def levels_of(config: dict) -> tuple[int, ...]:

@@ -22,10 +22,10 @@ from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read_panel import Panel, read_panel
 from rnnkit.errors import CheckpointError, DataError
-from rnnkit.evaluate import adaptive, intervals, panel_scores
+from rnnkit.evaluate import adaptive, intervals, learned, panel_scores
 from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import model_outputs, rolling_forecast
+from rnnkit.inference import model_outputs, rolling_forecast, sample_paths
 from rnnkit.persist import load_weights, save_weights
 
 PANEL_FILE = "panel.safetensors"
@@ -121,12 +121,10 @@ class PanelKind:
         if ar is not None:
             base[f"linear AR({pipe.window}), pooled"] = ar
         metrics = panel_scores.score(pipe, panel, truth, pred, base, series)
-        cal = intervals.stored(run.config)
-        if "direct" in cal:
-            scale = pipe.scale[series, :o]
-            bounds = intervals.around(cal["direct"], pred, truth, series, scale)
-            metrics["intervals"] = intervals.score_intervals(
-                truth, bounds, base["last value"], cal.get("naive"), scale)
+        found, _ = intervals.held_out(
+            run.config, pred, truth, series, pipe.scale[series, :o], base["last value"],
+            lambda: _predicted(run, enc, split))
+        metrics.update(found)
         metrics["split"] = {
             "evaluated_on": split, "series": len(panel), "rows": len(panel.values),
             "forecasts_scored": len(pred), "horizon": h, "window": pipe.window,
@@ -145,10 +143,9 @@ class PanelKind:
         and one column per target (``y_t+k`` for each step of a longer horizon)."""
         enc, pipe = cls.attach(run, data)
         pred, series, last = forecasts(run.model, pipe, enc, "all")
-        cal = intervals.stored(run.config).get("direct")
-        bounds = {} if cal is None else intervals.around(
-            cal, pred, known_truth(pipe, enc.dataset, series, last), series,
-            pipe.scale[series, :len(pipe.targets)])
+        bounds = intervals.with_truth(
+            run.config, pred, known_truth(pipe, enc.dataset, series, last), series,
+            pipe.scale[series, :len(pipe.targets)], lambda: _predicted(run, enc, "all"))
         return long_table(run.config["panel"], enc.dataset.ids, series,
                           enc.dataset.times[last + 1], output_values(pred, bounds),
                           output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
@@ -182,9 +179,16 @@ class PanelKind:
                                   scale=pipe.scale[:, :o], batch=BATCH)  # (S, steps, O)
         s = len(hist)
         times = future_times(run.config["panel"]["clock"], tail["last"], int(steps))
-        bounds = {} if cal is None else {k: (lo.reshape(s * steps, 1, o), hi.reshape(
-            s * steps, 1, o)) for k, (lo, hi) in intervals.ahead(
-                cal, future, pipe.scale[:, :o], sigma).items()}
+        if learned.is_learned(run.config):
+            found = learned.path_bounds(sample_paths(
+                run.model, hist, int(steps), learned.path_count(s),
+                learned.drawer(run.config, int(run.config["train"]["seed"])),
+                window=pipe.window, diff=pipe.diff, shift=pipe.shift[:, :o],
+                scale=pipe.scale[:, :o], batch=BATCH), learned.levels(run.config))
+        else:
+            found = {} if cal is None else intervals.ahead(cal, future, pipe.scale[:, :o], sigma)
+        bounds = {k: (lo.reshape(s * steps, 1, o), hi.reshape(s * steps, 1, o))
+                  for k, (lo, hi) in found.items()}
         return long_table(run.config["panel"], ids, np.repeat(np.arange(s), steps),
                           times.reshape(-1),
                           output_values(future.reshape(s * steps, 1, o), bounds),
@@ -209,10 +213,11 @@ class PanelKind:
         scale = pipe.scale[series, :o]
         naive = np.repeat(values[last, None, :o].astype(np.float64), h, axis=1)
         found = {"naive": intervals.calibrate(truth, naive, levels, scale)}
-        if intervals.method_of(run.config) == "split":
+        method = intervals.method_of(run.config)  # learned: the model gives the intervals
+        if method == "split":
             found["direct"] = intervals.calibrate(truth, pred, levels, scale)
             found["rolled"] = None if pipe.features else _rolled(run, levels)
-        else:
+        elif method == "adaptive":
             found["direct"], found["rolled"] = _adaptive(run, truth, pred, series, last, levels)
         return {k: None if c is None else c.to_json() for k, c in found.items()}
 
@@ -303,6 +308,15 @@ def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
     if studentise is None:
         return intervals.calibrate(truth, pred, levels, pipe.scale[series, :o])
     return adaptive.rolled(truth, pred, levels, rows, studentise)
+
+
+def _predicted(run: Any, enc: Encoded, split: str) -> learned.Predicted:
+    """The learned distributions of the forecasts of ``split`` of every series."""
+    pipe = run.pipeline
+    pairs = pipe.pairs(enc, split)
+    series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
+    return learned.predicted(run.model, run.config, pairs, pipe.diff,
+                             lambda r: pipe.to_levels(r, series, last, enc.dataset.values))
 
 
 def known_truth(pipe: PanelPipeline, panel: Panel, series: np.ndarray, last: np.ndarray

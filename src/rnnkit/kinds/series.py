@@ -18,7 +18,7 @@ from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read import Table, read_table
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
-from rnnkit.evaluate import adaptive, intervals, scoring
+from rnnkit.evaluate import adaptive, intervals, learned, scoring
 from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import (
@@ -26,6 +26,7 @@ from rnnkit.inference import (
     forecast_future,
     model_outputs,
     rolling_forecast,
+    sample_paths,
     series_forecasts,
 )
 
@@ -105,13 +106,12 @@ class SeriesKind:
         base = scoring.series_baselines(values, origins, pipe.horizon, o, train_end,
                                        pipe.period, pipe.window)
         metrics = scoring.score(truth, pred, base, scoring.series_scale(values, train_end, o))
-        cal, bounds = intervals.stored(run.config), {}
-        if "direct" in cal:
-            bounds = intervals.around(cal["direct"], pred, truth, np.zeros(len(pred), int),
-                                      _scale_rows(pipe, len(pred)))
-            metrics["intervals"] = intervals.score_intervals(
-                truth, bounds, last_values(values, origins, pipe.horizon, o), cal.get("naive"))
-
+        found, bounds = intervals.held_out(
+            run.config, pred, truth, np.zeros(len(pred), int), _scale_rows(pipe, len(pred)),
+            last_values(values, origins, pipe.horizon, o),
+            lambda: learned.predicted(run.model, run.config, pipe.pairs(enc, split), pipe.diff,
+                                      lambda r: pipe.to_units(r, enc, split)))
+        metrics.update(found)
         def span(a: int, b: int) -> list:
             return [str(index[a]), str(index[b - 1])] if b > a else []
 
@@ -136,10 +136,12 @@ class SeriesKind:
         origins = np.arange(pipe.window - 1 + int(pipe.diff), len(values) - 1)
         padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
         pred = series_forecasts(run.model, pipe, padded, origins)  # (N, H, O)
-        cal = intervals.stored(run.config).get("direct")
-        bounds = {} if cal is None else intervals.around(
-            cal, pred, _known_truth(values, origins, pipe.horizon, len(pipe.targets)),
-            np.zeros(len(pred), int), _scale_rows(pipe, len(pred)))
+        bounds = intervals.with_truth(
+            run.config, pred, _known_truth(values, origins, pipe.horizon, len(pipe.targets)),
+            np.zeros(len(pred), int), _scale_rows(pipe, len(pred)),
+            lambda: learned.predicted(run.model, run.config,
+                                      pipe.windows(pipe.tensor(padded), origins), pipe.diff,
+                                      lambda r: pipe.forecast_units(r, padded, origins)))
         return pd.DataFrame(output_values(pred, bounds), index=index[origins + 1],
                             columns=output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
 
@@ -156,10 +158,14 @@ class SeriesKind:
             hist, info = enc.dataset.values, index_info(enc.dataset.index)
             if data is not None and isinstance(cal, Adaptive):
                 sigma = volatility_now(run.model, pipe, hist, cal)
-        out = forecast_future(run.model, pipe, hist[:, : len(pipe.targets)] if not pipe.features
-                              else hist, int(steps))
-        bounds = {} if cal is None else {k: (lo[0], hi[0]) for k, (lo, hi) in intervals.ahead(
-            cal, out[None], _scale_rows(pipe, 1), sigma).items()}
+        hist = hist[:, : len(pipe.targets)] if not pipe.features else hist
+        out = forecast_future(run.model, pipe, hist, int(steps))
+        if learned.is_learned(run.config):
+            bounds = _path_bounds(run, hist, int(steps))
+        else:
+            bounds = {} if cal is None else {k: (lo[0], hi[0]) for k, (lo, hi) in
+                                             intervals.ahead(cal, out[None], _scale_rows(pipe, 1),
+                                                             sigma).items()}
         return pd.DataFrame(output_values(out[:, None], bounds),
                             index=extend_index(info, int(steps)),
                             columns=output_columns(pipe.targets, 1, tuple(bounds)))
@@ -180,7 +186,10 @@ class SeriesKind:
         pred = pipe.to_units(model_outputs(run.model, pipe.pairs(enc, "val")), enc, "val")
         truth = scoring.series_truth(values, origins, pipe.horizon, o)
         naive = intervals.calibrate(truth, last_values(values, origins, pipe.horizon, o), levels)
-        if intervals.method_of(run.config) == "split":
+        method = intervals.method_of(run.config)
+        if method.startswith("learned"):  # the intervals come from the model itself
+            found = {"naive": naive}
+        elif method == "split":
             found = {"direct": intervals.calibrate(truth, pred, levels), "naive": naive,
                      "rolled": None if pipe.features else _rolled(run, levels)}
         else:
@@ -253,6 +262,20 @@ def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
     if studentise is None:
         return intervals.calibrate(truth, pred, levels)
     return adaptive.rolled(truth, pred, levels, origins, studentise)
+
+
+def _path_bounds(run: Any, hist: np.ndarray, steps: int) -> dict:
+    """{level: (lo, hi)} (steps, O) of a learned run's forecast, from sample paths."""
+    pipe, o = run.pipeline, len(run.pipeline.targets)
+    paths = sample_paths(run.model, np.asarray(hist, dtype=np.float64)[None], steps,
+                         learned.path_count(1),
+                         learned.drawer(run.config, int(run.config["train"]["seed"])),
+                         window=pipe.window, diff=pipe.diff,
+                         shift=np.asarray(pipe.scaler.shift[:o]),
+                         scale=np.asarray(pipe.scaler.scale[:o]),
+                         last_step=pipe.shape == "next", read_as=np.float32)
+    return {k: (lo[0], hi[0]) for k, (lo, hi) in
+            learned.path_bounds(paths, learned.levels(run.config)).items()}
 
 
 def _scale_rows(pipe: SeriesPipeline, n: int) -> np.ndarray:

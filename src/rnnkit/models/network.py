@@ -4,6 +4,10 @@ Heads, chosen by ``ModelConfig.head``:
 - ``step``: one output per time step, ``y_t = head(h_t) + linear(x_t)``;
 - ``last``: ``horizon`` outputs from the last real step, ``y = head(h_last) + linear(window)``.
 
+With a probabilistic loss (``ModelConfig.loss``) a second linear head beside the first gives the
+distribution's other parameters (``rnnkit.models.distributions``); ``forward(..., params=True)``
+returns them, every other use sees the point forecast alone.
+
 The linear path lets the model be at least as good as a least-squares linear autoregression
 over the same window (it is initialised to that fit), with the recurrent path learning what the
 linear map cannot.
@@ -16,6 +20,7 @@ from torch import nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.models.cells import LoopRNN, State, make_encoder, zero_state
+from rnnkit.models.distributions import extra_outputs
 
 FUSED_STEP_BATCH = 512  # measured: lstm_cell wins below a few hundred rows, the fused LSTM above
 _CELL_FNS = {"gru": torch.gru_cell, "tanh": torch.rnn_tanh_cell, "relu": torch.rnn_relu_cell}
@@ -39,15 +44,25 @@ class RecurrentNet(nn.Module):
                 nn.Linear(cfg.window * cfg.input_size, cfg.horizon * o)
                 if cfg.linear_path else None
             )
+        self.extra_per_value = extra_outputs(cfg.loss, cfg.quantiles)
+        steps = 1 if cfg.head == "step" else cfg.horizon
+        self.extra = (nn.Linear(cfg.hidden_size, steps * o * self.extra_per_value)
+                      if self.extra_per_value else None)
 
     # --- whole sequences -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
-                state: State | None = None) -> tuple[torch.Tensor, State]:
+                state: State | None = None, params: bool = False) -> tuple:
+        """(y, state): y (B, T, O) or (B, horizon, O), the point forecasts. With ``params``
+        (a probabilistic loss): (y, state, extra), extra (.., O, P) the distribution's other
+        parameters, raw (see ``rnnkit.models.distributions``)."""
         out, state = self.encoder(x, state)  # (B, T, H)
+        o = self.cfg.output_size
         if self.cfg.head == "step":
             y = self.head(out)  # (B, T, O)
             if self.linear is not None:
                 y = y + self.linear(x)
+            if params:
+                return y, state, self._extra(out, (*y.shape, self.extra_per_value))
             return y, state
         b = x.shape[0]
         # (B, H): the last real step of each row; padding comes after it
@@ -56,7 +71,15 @@ class RecurrentNet(nn.Module):
         y = self.head(last)  # (B, horizon * O)
         if self.linear is not None:
             y = y + self.linear(x.reshape(b, -1))
-        return y.view(b, self.cfg.horizon, self.cfg.output_size), state
+        y = y.view(b, self.cfg.horizon, o)
+        if params:
+            return y, state, self._extra(last, (*y.shape, self.extra_per_value))
+        return y, state
+
+    def _extra(self, hidden: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.extra is None:
+            raise ValueError("this model has no distribution head (loss='mse').")
+        return self.extra(hidden).view(shape)
 
     # --- explicit state (step heads) -------------------------------------------------------
     def init_state(self, batch: int) -> State:

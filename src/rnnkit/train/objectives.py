@@ -5,6 +5,9 @@
 - ``last``: last-step heads; MSE over the horizon outputs;
 - ``closed_loop``: prompt continuation; the model is primed on the prompt, then fed its own
   predictions, and scored on the continuation only -- exactly how it is used afterwards.
+
+With a probabilistic loss (gaussian, student_t, pinball) ``teacher`` and ``last`` score the
+predicted distribution instead of the point (``rnnkit.models.distributions.loss_value``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from rnnkit.data.pairs import Pairs
+from rnnkit.models.distributions import loss_value
 
 Objective = Callable[[nn.Module, Pairs], torch.Tensor]
 
@@ -51,8 +55,21 @@ def closed_loop(model: nn.Module, batch: Pairs, prompt_length: int) -> torch.Ten
     return masked_mse(pred, batch.targets[:, prompt_length - 1 :], None)
 
 
-def pick(name: str, prompt_length: int = 0) -> Objective:
-    """The objective function for a resolved objective name."""
+def likelihood(model: nn.Module, batch: Pairs, loss: str, quantiles: tuple[float, ...],
+               per_step: bool) -> torch.Tensor:
+    """``teacher`` (per_step) or ``last`` scored by the predicted distribution."""
+    lengths = None if per_step else batch.lengths
+    pred, _, extra = model(batch.inputs, lengths=lengths, params=True)
+    return loss_value(loss, quantiles, pred, extra, batch.targets,
+                      batch.mask if per_step else None)
+
+
+def pick(name: str, prompt_length: int = 0, loss: str = "mse",
+         quantiles: tuple[float, ...] = ()) -> Objective:
+    """The objective function for a resolved objective name and the model's loss."""
     if name == "closed_loop":
         return partial(closed_loop, prompt_length=prompt_length)
+    if loss != "mse":
+        return partial(likelihood, loss=loss, quantiles=tuple(quantiles),
+                       per_step=name == "teacher")
     return {"teacher": teacher, "last": last}[name]
