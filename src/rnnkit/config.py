@@ -100,21 +100,27 @@ class DataConfig:
             raise ConfigError("split: the training fraction must be above 0.")
 
 
-def interval_levels(value: Any) -> tuple[int, ...]:
-    """Levels from ``80,95``, ``none``, a number or a sequence of numbers (whole percents)."""
+def _numbers(value: Any, name: str, example: str) -> list[float]:
+    """Numbers from ``a,b,c``, ``none``, a number or a sequence of numbers."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        return ()
+        return []
     items = value.split(",") if isinstance(value, str) else (
         [value] if isinstance(value, int | float) else list(value))
-    levels = set()
+    out = []
     for item in items:
         try:
-            level = float(item)
+            out.append(float(item))
         except (TypeError, ValueError):
-            raise ConfigError(f"levels: {item!r} is not a number; give whole percents such as "
-                              "80,95, or none.") from None
+            raise ConfigError(f"{name}: {item!r} is not a number; give {example}.") from None
+    return out
+
+
+def interval_levels(value: Any) -> tuple[int, ...]:
+    """Levels from ``80,95``, ``none``, a number or a sequence of numbers (whole percents)."""
+    levels = set()
+    for level in _numbers(value, "levels", "whole percents such as 80,95, or none"):
         if not 0 < level < 100 or level != int(level):
-            raise ConfigError(f"levels: {item!r} must be a whole percent between 1 and 99, "
+            raise ConfigError(f"levels: {level:g} must be a whole percent between 1 and 99, "
                               "for example 80,95.")
         levels.add(int(level))
     return tuple(sorted(levels))
@@ -193,19 +199,10 @@ class ModelConfig:
 
 def quantile_levels(value: Any) -> tuple[float, ...]:
     """Quantiles from ``0.1,0.5,0.9``, a number or a sequence of numbers, each in (0, 1)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        return ()
-    items = value.split(",") if isinstance(value, str) else (
-        [value] if isinstance(value, int | float) else list(value))
     out = set()
-    for item in items:
-        try:
-            q = float(item)
-        except (TypeError, ValueError):
-            raise ConfigError(f"quantiles: {item!r} is not a number; give probabilities such "
-                              "as 0.1,0.5,0.9.") from None
+    for q in _numbers(value, "quantiles", "probabilities such as 0.1,0.5,0.9"):
         if not 0 < q < 1:
-            raise ConfigError(f"quantiles: {item!r} must be a probability strictly between 0 "
+            raise ConfigError(f"quantiles: {q:g} must be a probability strictly between 0 "
                               "and 1, for example 0.1,0.5,0.9.")
         out.add(round(q, 6))
     return tuple(sorted(out))

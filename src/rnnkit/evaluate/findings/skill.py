@@ -4,7 +4,7 @@
 model's error is within a few percent of the mean or last-value baseline, or its predictions
 barely vary while the targets do.
 
-``baseline-better`` is a linear AR or seasonal-naive baseline at least 5% better than the model
+``baseline-better`` is a linear AR, seasonal-naive or ETS baseline at least 5% better than the model
 *and* significantly so (the Diebold–Mariano p-values that scoring stores in
 ``metrics["verdict"]``, see ``rnnkit.evaluate.significance``). ``not-significant`` is a note that
 the model and its best baseline differ by no more than noise on this test part.
@@ -88,7 +88,7 @@ def check_skill(s: Subject) -> list[Finding]:
 
 
 def _linear_better(s: Subject) -> list[Finding]:
-    """A linear AR or seasonal-naive baseline beating the model is a note when the model is
+    """A linear AR, seasonal-naive or ETS baseline beating the model is a note when the model is
     already very good (a sine is exactly linear), a warning when it is not."""
     others = {k: s.rmse(k) for k in s.metrics.get("baselines", {})
               if k not in ("mean", "last value")}
@@ -104,7 +104,7 @@ def _linear_better(s: Subject) -> list[Finding]:
     strong = math.isfinite(mean) and mean > 0 and (model / mean) ** 2 < CLEAR_SKILL
     severity = "info" if strong else "warning"
     msg = (f"the '{name}' baseline beats the model (RMSE {others[name]:.4g} vs {model:.4g})"
-           + ("; the model is still very accurate, the series is close to linear"
+           + (f"; the model is still very accurate, {_simple(name)}"
               if strong else "; the recurrent model adds nothing over it") + ".")
     fix = ("nothing to do if the accuracy is enough; a linear model is the simpler choice"
            if strong else "train longer or use --window equal to the period; else use the "
@@ -113,6 +113,13 @@ def _linear_better(s: Subject) -> list[Finding]:
     if math.isfinite(p):
         evidence["p_value"] = p
     return [Finding("baseline-better", severity, msg, evidence, fix + ".")]
+
+
+def _simple(name: str) -> str:
+    """Why a very accurate model can still lose to this baseline."""
+    if name.startswith("linear AR"):
+        return "the series is close to linear"
+    return "the series is well forecast by that simple model"
 
 
 def _not_significant(s: Subject) -> list[Finding]:
