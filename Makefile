@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,tune]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -38,6 +38,7 @@ __all__ = [
     "fit",
     "load",
     "resume",
+    "tune",
 ]
 
 
@@ -50,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from rnnkit import runs
 
         return getattr(runs, name)
+    if name == "tune":  # needs the tune extra (Optuna), imported only when a search runs
+        from rnnkit.cli.tune import tune
+
+        return tune
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")

@@ -19,6 +19,7 @@ from rnnkit.cli.options import (
     add_training_options,
     collect,
 )
+from rnnkit.cli.tune import add_tune
 from rnnkit.errors import RnnkitError
 
 DEMOS = ("sine", "adder", "seeded", "sunspots")
@@ -235,6 +236,8 @@ EXAMPLES = {
     "forecast": "rnnkit forecast runs/sun --steps 24 --out forecast.csv",
     "generate": "rnnkit generate runs/seeded --prompt 0.1,0.5,-0.3,0.9,0.2 --steps 5",
     "demo": "rnnkit demo adder --activation tanh   # see why tanh cannot add",
+    "tune": "rnnkit tune sun.csv --target sunspot_number --trials 20 --epochs 30 --out tuned\n"
+            "         (the same command again continues the study: 20 more trials)",
 }
 
 
@@ -245,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_fit, _add_evaluate, _add_doctor, _add_predictions, _add_demo):
         add(sub)
+    add_tune(sub, _command)  # rnnkit/cli/tune.py: the search with Optuna
     return p
 
 
