@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rnnkit.train.callbacks import Callback
 
 STUDY_NAME = "rnnkit-tune"  # fixed, so the same command finds its study again
+WARMUP_EPOCHS = 3  # epochs every trial runs before the pruner may stop it
 CELLS = ("rnn", "lstm", "gru")
 WINDOWS = (6, 12, 24, 48)
 # the ranges searched; ``tune(space=...)`` narrows any of them (tests keep models tiny)
@@ -168,9 +169,12 @@ def _check(spec: _Spec, trials: int, jobs: int, folder: Path) -> str:
 def _study(url: str, seed: int, startup_trials: int) -> Any:
     import optuna
 
+    # no pruning on the first epochs: epoch 0 is the untrained model, and early losses rank
+    # trials by their start more than by where they end
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
+                                         n_warmup_steps=WARMUP_EPOCHS)
     study = optuna.create_study(study_name=STUDY_NAME, storage=url, load_if_exists=True,
-                                direction="minimize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials))
+                                direction="minimize", pruner=pruner)
     # seeded, and offset by the trials already there: a continued study with the same seed
     # would otherwise draw its random start-up trials again, the same as the first run's
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
