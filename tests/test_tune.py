@@ -40,6 +40,16 @@ def test_help_and_import_do_not_load_optuna() -> None:
     assert proc.stdout.strip() == "False"
 
 
+def test_without_optuna_tune_says_how_to_get_it(cli: Cli, sun: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "fake" / "optuna"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('deliberately missing')\n")
+    code, _, stderr = cli("tune", sun, "--target", "sunspot_number", "--trials", "1",
+                          "--out", tmp_path / "tuned", env={"PYTHONPATH": str(fake.parent)})
+    assert code == 2 and "pip install 'rnnkit[tune]'" in stderr, stderr
+    assert not (tmp_path / "tuned").exists()
+
+
 def test_cli_tune_saves_the_best_run_and_continues_the_study(cli: Cli, sun: Path,
                                                               tmp_path: Path) -> None:
     out = tmp_path / "tuned"

@@ -104,19 +104,19 @@ def tune(data: Any, target: Any = None, *, trials: int, out: str | Path,
     spec = _Spec(data, target, features, time, {**options, "quiet": True},
                  {**SPACE, **(space or {})}, "")
     spec.kind = _check(spec, trials, jobs, folder)  # every refusal comes before any trial
-    import optuna
-
+    optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     study = _study(url, options.get("seed", 0), startup_trials)
-    if jobs > 1:
-        # threads share the process: without a cap each trial's torch would use every core
-        import torch
+    import torch
 
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // jobs))
     from rnnkit.errors import RnnkitError
 
+    threads = torch.get_num_threads()
+    if jobs > 1:
+        # threads share the process: without a cap each trial's torch would use every core
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // jobs))
     try:
         study.optimize(lambda trial: _objective(trial, spec), n_trials=trials,
                        timeout=max_seconds, n_jobs=jobs, catch=(RnnkitError,),
@@ -124,8 +124,22 @@ def tune(data: Any, target: Any = None, *, trials: int, out: str | Path,
     except KeyboardInterrupt:
         _write_tables(study, folder)  # what finished is in the database already
         raise
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, for whatever it runs next
     notes = _write_tables(study, folder)
     return _best(study, spec, folder, url, notes)
+
+
+def _optuna() -> Any:
+    """Optuna, or a one-line error saying how to get it (it is an optional extra)."""
+    try:
+        import optuna
+    except ImportError:
+        from rnnkit.errors import ConfigError
+
+        raise ConfigError("tuning needs Optuna, which is not installed; install it with "
+                          "pip install 'rnnkit[tune]'.") from None
+    return optuna
 
 
 @dataclass
@@ -375,12 +389,8 @@ def add_tune(sub: Any, command: Any) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from rnnkit.cli.options import collect
-    from rnnkit.errors import ConfigError
 
-    try:
-        import optuna  # noqa: F401  (only to say how to get it)
-    except ImportError:
-        raise ConfigError("rnnkit tune needs Optuna: pip install 'rnnkit[tune]'.") from None
+    _optuna()  # without the extra, say so before reading anything
     target = args.target.split(",") if args.target and "," in args.target else args.target
     options = collect(args)
     options.pop("quiet", None)
