@@ -145,6 +145,13 @@ def test_a_panel_gets_per_series_intervals(method):
     assert 50 < width["s1"] / width["s0"] < 200  # each series' interval in its own units
     fc = run.forecast(4)
     assert {"y_lo95", "y_hi95"} <= set(fc.columns) and len(fc) == 8
+    # the panel plot draws the same bands around its held-out forecasts
+    from rnnkit.kinds.panel import plot_series
+
+    for shown in plot_series(run):
+        lo, hi = shown["bands"][80]
+        assert set(shown["bands"]) == {80, 95} and (lo <= shown["pred"]).all()
+        assert (shown["pred"] <= hi).all() and (hi - lo).min() > 0
     assert run.metrics["intervals"]["80"]["model"]["points"] > 0
 
 

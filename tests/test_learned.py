@@ -148,6 +148,11 @@ def test_a_panel_learns_each_series_spread():
     assert 25 < width["s1"] / width["s0"] < 100
     fc = run.forecast(3)
     assert {"y_lo95", "y_hi95"} <= set(fc.columns) and len(fc) == 6
+    from rnnkit.kinds.panel import plot_series
+
+    shown = plot_series(run)
+    assert all(set(s["bands"]) == {80, 95} and len(s["bands"][95][0]) == len(s["pred"])
+               for s in shown)
 
 
 # --- the command line -----------------------------------------------------------------------

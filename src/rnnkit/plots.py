@@ -113,13 +113,16 @@ def series_predictions(index: Any, values: np.ndarray, origins: Any, pred: np.nd
 
 def panel_series(series: list[dict], path: Path) -> Path:
     """A few series of a panel, one panel each: recent truth and the model's one-step
-    forecasts on the held-out rows (each in its own units)."""
+    forecasts on the held-out rows (each in its own units), inside their interval bands."""
     n = len(series)
     cols = 2 if n > 1 else 1
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(10, 3.2 * rows), squeeze=False)
     for ax, s in zip(axes.flat, series, strict=False):
         ax.plot(s["times"], s["values"], color=TRUTH, lw=1, label="truth")
+        for i, (level, (lo, hi)) in enumerate(sorted(s.get("bands", {}).items(), reverse=True)):
+            ax.fill_between(s["pred_times"], lo, hi, color=MODEL, alpha=0.12 + 0.1 * i, lw=0,
+                            label=f"{level}% interval")
         ax.plot(s["pred_times"], s["pred"], color=MODEL, lw=1.2, label="model, 1 step ahead")
         ax.set_title(f"series {s['id']}", fontsize=9)
         ax.set_ylabel(s["name"], fontsize=8)

@@ -310,10 +310,12 @@ def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
     return adaptive.rolled(truth, pred, levels, rows, studentise)
 
 
-def _predicted(run: Any, enc: Encoded, split: str) -> learned.Predicted:
-    """The learned distributions of the forecasts of ``split`` of every series."""
+def _predicted(run: Any, enc: Encoded, split: str, only: np.ndarray | None = None
+               ) -> learned.Predicted:
+    """The learned distributions of the forecasts of ``split`` of every series, or of the
+    series numbered ``only``."""
     pipe = run.pipeline
-    pairs = pipe.pairs(enc, split)
+    pairs = _pairs(pipe, enc, split, only)
     series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
     return learned.predicted(run.model, run.config, pairs, pipe.diff,
                              lambda r: pipe.to_levels(r, series, last, enc.dataset.values))
@@ -383,6 +385,9 @@ def plot_series(run: Any) -> list[dict]:
     split = "test" if len(pipe.segments("test", panel.offsets)) else "val"
     picks = np.unique(np.linspace(0, len(panel) - 1, min(4, len(panel))).astype(int))
     pred, series, last = forecasts(run.model, pipe, enc, split, only=picks)
+    bounds = intervals.with_truth(run.config, pred, known_truth(pipe, panel, series, last),
+                                  series, pipe.scale[series, :len(pipe.targets)],
+                                  lambda: _predicted(run, enc, split, picks))
     out = []
     for i in picks:
         a, b = int(panel.offsets[i]), int(panel.offsets[i + 1])
@@ -391,6 +396,8 @@ def plot_series(run: Any) -> list[dict]:
         out.append({"id": panel.ids[i], "times": panel.times[start:b],
                     "values": panel.values[start:b, 0],
                     "pred_times": panel.times[last[mine] + 1], "pred": pred[mine, 0, 0],
-                    "name": pipe.targets[0]})
+                    "name": pipe.targets[0],
+                    "bands": {lv: (lo[mine, 0, 0], hi[mine, 0, 0])
+                              for lv, (lo, hi) in bounds.items()}})
     return out
 
