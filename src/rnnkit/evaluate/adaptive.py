@@ -33,6 +33,17 @@ DECAY = 0.94  # weight of the old volatility in each update (RiskMetrics' daily 
 GAMMA = 0.01  # step of the online level correction (Gibbs & Candès use 0.005 to 0.05)
 
 
+def extend(widths: np.ndarray, steps: int) -> np.ndarray:
+    """(levels, steps, targets) widths for forecast steps 1..steps from widths calibrated for
+    fewer steps: past the last calibrated step k they grow as sqrt(step / k), as a random
+    walk's errors do (an assumption the docs state, not a calibration)."""
+    k = widths.shape[1]
+    if steps <= k:
+        return widths[:, :steps]
+    grow = np.sqrt(np.arange(k + 1, steps + 1) / k)[None, :, None]
+    return np.concatenate([widths, widths[:, -1:] * grow], axis=1)
+
+
 def volatility(errors: np.ndarray, group: np.ndarray, start: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
     """Local volatility of one-step ``errors`` (N, O), rows ordered by ``group`` then time, NaN
@@ -146,13 +157,9 @@ class Adaptive:
         each series' volatility now ``sigma`` (S, O); steps past the calibrated ones grow as
         the square root of the step."""
         target = 1 - np.asarray(self.levels, dtype=np.float64)[:, None, None] / 100
-        q = self.quantile(np.broadcast_to(target, (len(self.levels), self.steps,
-                                                   self.scores.shape[2])))
-        steps, k = pred.shape[1], self.steps
-        if steps > k:
-            grow = np.sqrt(np.arange(k + 1, steps + 1) / k)[None, :, None]
-            q = np.concatenate([q, q[:, -1:] * grow], axis=1)
-        q = q[:, :steps]
+        q = extend(self.quantile(np.broadcast_to(target, (len(self.levels), self.steps,
+                                                          self.scores.shape[2]))),
+                   pred.shape[1])
         out = {}
         for i, lv in enumerate(self.levels):
             half = q[i][None] * np.asarray(sigma, dtype=np.float64)[:, None, :]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.evaluate import learned
-from rnnkit.evaluate.adaptive import Adaptive
+from rnnkit.evaluate.adaptive import Adaptive, extend
 
 DEFAULT_LEVELS = (80, 95)
 
@@ -53,11 +53,7 @@ class Calibration:
     def half_widths(self, steps: int) -> np.ndarray:
         """(levels, steps, targets) half-widths for forecast steps 1..steps; steps past the
         calibrated ones grow as the square root of the step from the last calibrated one."""
-        k = self.steps
-        if steps <= k:
-            return self.widths[:, :steps]
-        grow = np.sqrt(np.arange(k + 1, steps + 1) / k)[None, :, None]
-        return np.concatenate([self.widths, self.widths[:, -1:] * grow], axis=1)
+        return extend(self.widths, steps)
 
     def bounds(self, pred: np.ndarray, scale: np.ndarray | None = None
                ) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 
 from rnnkit.data.clock import future_times, time_info
-from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read_panel import Panel, read_panel
@@ -25,11 +24,11 @@ from rnnkit.errors import CheckpointError, DataError
 from rnnkit.evaluate import adaptive, intervals, learned, panel_scores
 from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import model_outputs, rolling_forecast, sample_paths
+from rnnkit.inference import rolling_forecast, sample_paths
+from rnnkit.kinds.panel_rows import BATCH, forecasts, known_truth, split_pairs
 from rnnkit.persist import load_weights, save_weights
 
 PANEL_FILE = "panel.safetensors"
-BATCH = 4096
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
 ROLLED_STEPS = 100  # forecast steps calibrated through the autoregressive loop, at most
 ROLLED_ORIGINS = 2000  # (series, validation origin) pairs they are calibrated from, at most
@@ -315,20 +314,10 @@ def _predicted(run: Any, enc: Encoded, split: str, only: np.ndarray | None = Non
     """The learned distributions of the forecasts of ``split`` of every series, or of the
     series numbered ``only``."""
     pipe = run.pipeline
-    pairs = _pairs(pipe, enc, split, only)
+    pairs = split_pairs(pipe, enc, split, only)
     series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
     return learned.predicted(run.model, run.config, pairs, pipe.diff,
                              lambda r: pipe.to_levels(r, series, last, enc.dataset.values))
-
-
-def known_truth(pipe: PanelPipeline, panel: Panel, series: np.ndarray, last: np.ndarray
-                ) -> np.ndarray:
-    """(N, H, O) the rows after each forecast's last input row, NaN past its series' end."""
-    rows = last[:, None] + np.arange(1, pipe.horizon + 1)[None, :]
-    inside = rows < panel.offsets[series + 1][:, None]
-    o = len(pipe.targets)
-    truth = panel.values[np.minimum(rows, len(panel.values) - 1), :o].astype(np.float64)
-    return np.where(inside[:, :, None], truth, np.nan)
 
 
 def volatility_now(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, cal: Adaptive
@@ -345,26 +334,6 @@ def volatility_now(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, ca
     out = start.copy()
     out[series[adaptive.first_rows(series)]] = after
     return out
-
-
-def forecasts(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, split: str,
-              only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(predictions (N, H, O) in original units, series (N,), last input rows (N,)) of
-    every series, or of the series numbered ``only``."""
-    pairs = _pairs(pipe, enc, split, only)
-    raw = model_outputs(model, pairs, batch=BATCH)
-    series, last = pipe.origins(pairs.index, torch.arange(len(pairs)))  # type: ignore[arg-type]
-    return pipe.to_levels(raw, series, last, enc.dataset.values), series, last
-
-
-def _pairs(pipe: PanelPipeline, enc: Encoded, split: str, only: np.ndarray | None) -> Pairs:
-    """Scaled windows of ``split`` of every series, or of the series numbered ``only``."""
-    if only is None:
-        return pipe.pairs(enc, split)
-    index = pipe.segments(split, enc.dataset.offsets)
-    counts = np.zeros(len(index.counts), dtype=np.int64)
-    counts[only] = index.counts.numpy()[only]
-    return pipe.windows(enc.buffer, Segments(index.starts.numpy(), counts))
 
 
 def long_table(info: dict, ids: list[str], series: np.ndarray, times: np.ndarray,

@@ -31,8 +31,6 @@ import re
 import secrets
 import shutil
 import signal
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,7 +47,8 @@ from rnnkit.persist import (
     loads,
     storage_error,
 )
-from rnnkit.train.signals import SIGNALS, Interrupted, SignalGuard
+from rnnkit.train import fault_hooks
+from rnnkit.train.signals import Interrupted, SignalGuard
 from rnnkit.train.snapshot import Position, Snapshot
 
 FORMAT = 1
@@ -89,67 +88,6 @@ def _names(folder: Path) -> list[str]:
 
 
 # --- test hooks: fault injection, read from the environment at each save -------------------
-PAUSE_LIMIT = 60.0  # seconds a paused save waits for its release: bounds a test that died only
-
-
-def _test_hook(stage: str, count: int, interrupt: bool) -> None:
-    """RNNKIT_TEST_CRASH_AT=stage[:n]: SIGKILL this process at ``stage`` of its n-th save
-    (default the first), to prove a kill there leaves a complete checkpoint.
-    RNNKIT_TEST_PAUSE_AT=stage:FILE: at ``stage`` of the save after a signal, create FILE and
-    wait for ``FILE.release`` (see ``_pause``), so a test can send a second signal while that
-    save is under way, and know it arrived there."""
-    crash = os.environ.get("RNNKIT_TEST_CRASH_AT")
-    if crash:
-        name, _, nth = crash.partition(":")
-        if name == stage and count == int(nth or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
-    pause = os.environ.get("RNNKIT_TEST_PAUSE_AT")
-    if interrupt and pause and pause.partition(":")[0] == stage:
-        _pause(Path(pause.partition(":")[2]))
-
-
-def _pause(marker: Path) -> None:
-    """Create ``marker``, then wait until ``<marker>.release`` exists (PAUSE_LIMIT at most).
-
-    A SIGINT or SIGTERM arriving meanwhile goes to the handler in place (the training guard's)
-    first; then ``<marker>.signalled`` is written with its number. The test waits on that file
-    rather than on a guessed delay: once it exists, the guard has seen the signal while this
-    save was held, so the test may look at the save's files and release it."""
-    seen = marker.with_name(marker.name + ".signalled")
-    release = marker.with_name(marker.name + ".release")
-    chained: dict[int, Callable] = {}
-    if threading.current_thread() is threading.main_thread():  # only it may set handlers
-        for sig in SIGNALS:
-            handler = signal.getsignal(sig)
-            if callable(handler):  # an ignored or default signal keeps its meaning
-                chained[sig] = handler
-
-        def note(signum: int, frame: object) -> None:
-            chained[signum](signum, frame)
-            part = seen.with_name(seen.name + ".part")  # renamed: never seen half-written
-            part.write_text(f"{signum}\n")
-            part.replace(seen)
-
-        for sig in chained:
-            signal.signal(sig, note)
-    marker.touch()
-    deadline = time.monotonic() + PAUSE_LIMIT
-    try:
-        while not release.exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
-    finally:
-        for sig, handler in chained.items():
-            signal.signal(sig, handler)
-
-
-def _interrupt_hook() -> tuple[int, int | None] | None:
-    """RNNKIT_TEST_INTERRUPT_AT=E:S (after S steps of epoch E) or E:end: act as if SIGINT
-    arrived there, for exact in-process tests of every resume position."""
-    text = os.environ.get("RNNKIT_TEST_INTERRUPT_AT")
-    if not text:
-        return None
-    epoch, _, step = text.partition(":")
-    return int(epoch), None if step == "end" else int(step)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -162,7 +100,7 @@ def publish(folder: Path, snap: Snapshot, keep: int, count: int = 1,
     name = name_of(snap.key)
     final = folder / name
     data, meta = _encode(snap)
-    stage = functools.partial(_test_hook, count=count, interrupt=interrupt)
+    stage = functools.partial(fault_hooks.save_stage, count=count, interrupt=interrupt)
     tmp = folder / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         _write_folder(tmp, data, meta, stage)
@@ -341,7 +279,7 @@ class Checkpointer:
         self.last: tuple[tuple[int, int, bool], Path] | None = None
         if resumed is not None and resumed.source is not None:
             self.last = (resumed.key, resumed.source)
-        self._hook = _interrupt_hook()
+        self._hook = fault_hooks.interrupt_at()
 
     def due(self, epoch: int, seconds: float) -> bool:
         if self.every is None:
