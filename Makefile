@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-scaling bench-panel bench-packing bench-coverage setup clean chromium
+.PHONY: demo test lint bench bench-scaling bench-panel bench-packing bench-coverage bench-accuracy setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-packing: $(STAMP)
 # Coverage of the default fit's prediction intervals on real and simulated series (~minutes).
 bench-coverage: $(STAMP)
 	$(PY) benchmarks/coverage.py --seeds 3
+
+# default fit vs the best simple model on every real series (benchmarks/ACCURACY.md)
+bench-accuracy: $(STAMP)
+	$(PY) benchmarks/accuracy.py --seeds 3
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

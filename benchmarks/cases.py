@@ -319,6 +319,25 @@ def case_forecast(impl: str, smoke: bool) -> dict:
     return {"seconds": time.perf_counter() - t}
 
 
+def ensemble_case(hidden: int):
+    """One LSTM of ``hidden`` units against 8 such members packed side by side (issue 13),
+    on the same work: monthly sunspots, windows of 48, batch 64, 20 epochs (no early
+    stopping, no guard). Also reports each one's test RMSE."""
+
+    def case(impl: str, smoke: bool) -> dict:
+        import rnnkit
+
+        k = {"single": 1, "members8": 8}[impl]
+        t = time.perf_counter()
+        run = rnnkit.fit(sunspots(), cell="lstm", hidden_size=hidden, ensemble=k, window=48,
+                         transform="none", epochs=2 if smoke else 20, early_stopping=0,
+                         guard=False, batch_size=64, lr=3e-3, quiet=True, seed=0)
+        return {"seconds": run.config["training"]["seconds"],
+                "fit_seconds": time.perf_counter() - t, "rmse": run.metrics["model"]["rmse"]}
+
+    return case
+
+
 CASES = {
     "sine": (case_sine, ["rnnkit", "reference"]),
     "seeded": (case_seeded, ["rnnkit", "reference"]),
@@ -327,6 +346,8 @@ CASES = {
     "generate": (case_generate, ["rnnkit", "reference"]),
     "stream": (case_stream, ["rnnkit", "reference"]),
     "forecast": (case_forecast, ["rnnkit"]),
+    "ensemble4": (ensemble_case(4), ["members8", "single"]),
+    "ensemble32": (ensemble_case(32), ["members8", "single"]),
 }
 
 

@@ -33,6 +33,8 @@ RATIOS = [
     ("adder", "rnnkit", "reference_loop", 1.0, "identity RNN vs plain per-step loop"),
     ("generate", "rnnkit", "reference", 1.2, "batched generation"),
     ("stream", "rnnkit", "reference", 1.5, "streaming step vs raw nn.LSTMCell"),
+    ("ensemble4", "members8", "single", 2.0, "8 packed LSTM(4) members vs one"),
+    ("ensemble32", "members8", "single", 2.0, "8 packed LSTM(32) members vs one"),
 ]
 
 
@@ -96,6 +98,8 @@ def summarise(results: dict) -> dict:
                    "runs": len(runs)}
             if "fit_seconds" in runs[0]:
                 row["median_fit_seconds"] = statistics.median(r["fit_seconds"] for r in runs)
+            if "rmse" in runs[0]:
+                row["rmse"] = statistics.median(r["rmse"] for r in runs)
             if "us_per_step" in runs[0]:
                 row["us_per_step"] = statistics.median(r["us_per_step"] for r in runs)
             cases[case][impl] = row
@@ -126,14 +130,16 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {r['case']} | {r['what']} (vs {r['vs']}) | {r['ratio']:.3f} | "
                      f"≤ {r['target']} | {'yes' if r['met'] else 'NO'} |")
     lines += ["", "## Timings", "",
-              "| case | implementation | median s | whole fit s | µs/step | peak RSS MB |",
-              "|---|---|---|---|---|---|"]
+              "| case | implementation | median s | whole fit s | µs/step | test RMSE | "
+              "peak RSS MB |",
+              "|---|---|---|---|---|---|---|"]
     for case, impls in doc["cases"].items():
         for impl, row in impls.items():
             fit = f"{row['median_fit_seconds']:.3f}" if "median_fit_seconds" in row else ""
             us = f"{row['us_per_step']:.1f}" if "us_per_step" in row else ""
+            rmse = f"{row['rmse']:.4g}" if "rmse" in row else ""
             lines.append(f"| {case} | {impl} | {row['median_seconds']:.4f} | {fit} | {us} | "
-                         f"{row['peak_rss_mb']:.0f} |")
+                         f"{rmse} | {row['peak_rss_mb']:.0f} |")
     lines += ["", "rnnkit's training figure is its loop's own clock (`History.seconds`: training "
               "plus the per-epoch validation pass, which the references do too); 'whole fit' adds "
               "reading, pair building, baselines and evaluation."]

@@ -71,7 +71,7 @@ def test_metrics_have_model_baselines_and_split(sun_run: rnnkit.Run) -> None:
     names = set(m["baselines"])
     assert {"mean", "last value", "seasonal naive"} <= names
     ar = [n for n in names if n.startswith("linear AR(")]
-    assert ar == ["linear AR(24)"]  # the linear baseline sees as many past values as the model
+    assert len(ar) == 1  # order and ridge chosen on validation (tests/test_baselines.py)
     assert m["split"]["period"] is not None and m["split"]["period"] > 1  # the ~11-year cycle
     assert m["split"]["window"] == 24
     for name, row in [("model", m["model"]), *m["baselines"].items()]:
@@ -177,8 +177,12 @@ def test_same_seed_gives_identical_predictions(nile_csv: Path, nile_run: rnnkit.
     p1, p2 = nile_run.predict(nile_csv), again.predict(nile_csv)
     assert np.array_equal(p1.to_numpy(), p2.to_numpy())
     assert nile_run.metrics == again.metrics
-    other = rnnkit.fit(nile_csv, target="flow_1e8_m3", window=12, seed=4, **TINY)
-    assert not np.array_equal(other.predict(nile_csv).to_numpy(), p1.to_numpy())
+    # another seed trains other weights; compared without the guard, which may pick the same
+    # simple forecaster for both
+    one, other = (rnnkit.fit(nile_csv, target="flow_1e8_m3", window=12, seed=seed, guard=False,
+                             **TINY) for seed in (3, 4))
+    assert not np.array_equal(other.predict(nile_csv).to_numpy(),
+                              one.predict(nile_csv).to_numpy())
 
 
 # --- transforms ---------------------------------------------------------------------------------
@@ -329,17 +333,19 @@ def test_table_shows_model_baselines_and_verdict(sun_run: rnnkit.Run) -> None:
     lines = table.splitlines()
     assert any(line.startswith("model ") for line in lines)
     assert any(line.startswith("last value ") for line in lines)
-    assert any(line.startswith("linear AR(24)") for line in lines)
+    assert any(line.startswith("linear AR(") for line in lines)
     sentence = verdict(sun_run.metrics)
     assert sentence and lines[-1] == sentence
-    # 3 epochs from the least-squares start: a genuine tie with the linear AR (a match within
-    # 0.1%, or no significant difference), and clearly better than repeating the last value
+    # 3 epochs from the least-squares start: a tie with the best linear AR (its order chosen
+    # on validation; a match within 0.1%, or no significant difference at 5%), and clearly
+    # better than repeating the last value
     test = sun_run.metrics["verdict"]
-    assert test["baseline"] == "linear AR(24)" and test["test_points"] == 469
-    assert test["p_value"] > 0.2 and test["p_values"]["last value"] < 0.01
-    assert sentence.startswith(("The model matches the 'linear AR(24)' baseline on RMSE",
-                                "No significant difference between the model and the 'linear "
-                                "AR(24)' baseline on RMSE"))
+    name = test["baseline"]
+    assert name.startswith("linear AR(") and test["test_points"] == 469
+    assert test["p_value"] > 0.05 and test["p_values"]["last value"] < 0.01
+    assert sentence.startswith((f"The model matches the '{name}' baseline on RMSE",
+                                f"No significant difference between the model and the '{name}'"
+                                " baseline on RMSE"))
 
 
 @pytest.mark.parametrize("model, expected", [

@@ -137,3 +137,28 @@ def test_sequence_baselines_rejects_bad_last_inputs() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(baselines, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_ar_order_and_ridge_are_chosen_on_validation_only(rng: np.random.Generator) -> None:
+    # an AR(3) with a strong third lag: validation must prefer order >= 3 to AR(1)
+    noise = rng.standard_normal(900)
+    y = np.zeros(900)
+    for t in range(3, 900):
+        y[t] = 0.2 * y[t - 1] - 0.1 * y[t - 2] + 0.6 * y[t - 3] + noise[t]
+    chosen = baselines.choose_ar(y, 1, train_end=600, val_end=750)
+    assert chosen is not None and chosen.order >= 3
+    errs = {}
+    for order in (1, 2, 3, 4, 6):
+        ar = fit_linear_ar(y, 1, 600, order)
+        windows = np.lib.stride_tricks.sliding_window_view(y[600 - ar.order : 749], ar.order)
+        pred = windows @ ar.coef[:, 0]
+        errs[order] = float(np.mean((pred + ar.intercept[0] - y[600:750]) ** 2))
+    ours = forecast_baselines(y, np.arange(599, 749), 1, 600, val_end=750)
+    name = next(k for k in ours if k.startswith("linear AR"))
+    mine = float(np.mean((ours[name][:, 0] - y[600:750]) ** 2))
+    assert mine <= min(errs.values()) + 1e-9  # no order it could have taken does better
+    # the test rows (past val_end) never change the choice
+    changed = y.copy()
+    changed[750:] = 1e6
+    again = baselines.choose_ar(changed, 1, train_end=600, val_end=750)
+    np.testing.assert_array_equal(again.coef, chosen.coef)

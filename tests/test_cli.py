@@ -149,7 +149,7 @@ def test_fit_prints_table_and_run_folder(sun_fit: tuple[int, str, str, Path]) ->
     assert any(line.split()[:3] == ["MSE", "RMSE", "MAE"] for line in lines)
     assert any(line.startswith("model ") for line in lines)
     assert any(line.startswith("last value ") for line in lines)
-    assert any(line.startswith("linear AR(12)") for line in lines)
+    assert any(line.startswith("linear AR(") for line in lines)
     assert "used column 'month' as time index" in out
     assert f"run saved to {folder}" in out
 
@@ -162,7 +162,8 @@ def test_fit_json_is_valid_json(cli: Cli, data_dir: Path, tmp_path: Path) -> Non
     assert payload["run"] == str(tmp_path / "nile")
     metrics = payload["metrics"]
     assert set(metrics["model"]) == {"mse", "rmse", "mae", "mape", "smape", "mase"}
-    assert {"mean", "last value", "linear AR(8)"} <= set(metrics["baselines"])
+    assert {"mean", "last value"} <= set(metrics["baselines"])
+    assert any(k.startswith("linear AR(") for k in metrics["baselines"])
     saved = json.loads((tmp_path / "nile" / "metrics.json").read_text())
     assert metrics == saved
 
@@ -176,20 +177,22 @@ def test_evaluate_prints_table(cli: Cli, sun_dir: Path) -> None:
 
 
 def test_readme_sunspots_verdict_is_what_the_demo_prints(cli: Cli, tmp_path: Path) -> None:
-    """The README's `make demo` claim, at its stated threshold: the model beats every baseline,
-    significantly (p < 0.05) against the best one, linear AR(127), over the 469 test months."""
+    """The README's `make demo` claims: the verdict and the guard's line it shows are the ones
+    printed; the model's test RMSE is below every baseline's over the 469 test months, and the
+    difference to the best one (a linear AR chosen on validation) is within noise."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     claim = next(line for line in readme.splitlines()
-                 if line.startswith("The model beats every baseline on RMSE ("))
-    assert "for linear AR(127)" in claim and "over 469 test points, significant at 5%" in claim
+                 if line.startswith("No significant difference between the model and the "))
+    kept = next(line for line in readme.splitlines() if line.startswith("forecasts come from "))
     rc, out, err = cli("demo", "sunspots", "--out", tmp_path / "sun", "--quiet")
     assert rc == 0, err
-    printed = next(line for line in out.splitlines() if line.startswith("The model beats every "))
-    assert "for linear AR(127)" in printed and "over 469 test points, significant at 5%" in printed
-    test = json.loads((tmp_path / "sun" / "metrics.json").read_text())["verdict"]
-    assert test["baseline"] == "linear AR(127)" and test["test_points"] == 469
-    assert test["p_value"] < 0.05 and test["statistic"] < 0
-    assert test["p_values"]["last value"] < 0.01  # a clear win over repeating the last value
+    assert claim in out.splitlines() and kept in out.splitlines()
+    metrics = json.loads((tmp_path / "sun" / "metrics.json").read_text())
+    test = metrics["verdict"]
+    assert test["baseline"].startswith("linear AR(") and test["test_points"] == 469
+    assert f"'{test['baseline']}' baseline" in claim and "over 469 test points" in claim
+    assert all(metrics["model"]["rmse"] < b["rmse"] for b in metrics["baselines"].values())
+    assert test["p_value"] > 0.05 and test["p_values"]["last value"] < 0.01
     # the README's interval claim: the lines it shows are the ones printed, and the coverage of
     # the 469 test months is within 5 points of nominal
     found = json.loads((tmp_path / "sun" / "metrics.json").read_text())["intervals"]

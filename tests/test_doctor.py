@@ -358,3 +358,15 @@ def test_demo_folders(tmp_path, name, opts, expect):
     res = run_demo(name, out=tmp_path / name, quiet=True, **opts)
     findings = rnnkit.load(res["folder"]).diagnose()
     assert serious(findings) == expect, doctor.format_findings(findings)
+
+
+def test_overfitting_is_never_answered_with_train_longer(data_dir):
+    # the Nile with the old default size and no guard: 4,500 parameters on 54 training
+    # windows, test RMSE far above the simple models (issue 13)
+    run = rnnkit.fit(data_dir / "nile_yearly.csv", target="flow_1e8_m3", hidden_size=32,
+                     guard=False, quiet=True)
+    advice = [f for f in run.diagnose(control=False) if f.code in ("no-skill", "baseline-better")]
+    assert advice, [f.code for f in run.diagnose(control=False)]
+    for f in advice:
+        assert "over-fits" in f.fix and "parameters for 54 training windows" in f.fix, f.fix
+        assert "train longer" not in f.fix and "more epochs will not help" in f.fix

@@ -11,6 +11,7 @@ import pytest
 
 import rnnkit
 from rnnkit.evaluate import ets, scoring
+from rnnkit.models import ets as ets_model
 
 TINY = {"epochs": 2, "hidden_size": 4, "quiet": True, "seed": 0}
 
@@ -30,7 +31,7 @@ def test_local_level_recovers_alpha_and_beats_last_value_as_theory_says() -> Non
     y = _local_level(3000, alpha=0.3)
     origins = np.arange(2000, 2999)
     out = ets.ets_forecasts(y, origins, 1, train_end=2000, period=None)
-    fit = ets.select(y[:2000], None)
+    fit = ets_model.select(y[:2000], None)
     assert fit is not None and fit.params["smoothing_level"] == pytest.approx(0.3, abs=0.05)
     assert out.name is not None and out.name.startswith("ETS(A,")
     truth = y[origins + 1]
@@ -69,7 +70,7 @@ def test_multi_step_forecasts_match_statsmodels_from_each_origin() -> None:
 
     t = np.arange(300.0)
     y = 5 + 0.1 * t + 2 * np.cos(2 * np.pi * t / 7) + np.random.default_rng(3).normal(0, 0.3, 300)
-    fit = ets.fit_form(y[:200], ets.Form("add", True, 7))
+    fit = ets_model.fit_form(y[:200], ets_model.Form("add", True, 7))
     assert fit is not None
     origins = np.array([199, 250, 280])
     mine = ets.forecast(y, origins, 10, fit)
@@ -111,7 +112,8 @@ def test_label_in_fit_metrics_and_table(data_dir: Path) -> None:
 def test_several_targets_model_each_column_on_its_own() -> None:
     a, b = _local_level(300, 0.3, seed=4), _local_level(300, 0.6, seed=5, level=-20.0)
     base = scoring.series_baselines(np.stack([a, b], axis=1), np.arange(250, 298), 2, 2,
-                                    train_end=250, period=None, ar_order=4)
+                                    train_end=250, period=None, window=4,
+                                    val_end=275)
     name = next(k for k in base if k.startswith("ETS("))
     assert base[name].shape == (48, 2, 2)
     alone = ets.ets_forecasts(b, np.arange(250, 298), 2, train_end=250, period=None)
@@ -126,3 +128,23 @@ def test_verdict_names_ets_when_it_is_the_best_baseline() -> None:
     best = run.metrics["verdict"]["baseline"]
     assert best.startswith("ETS(")
     assert f"'{best}'" in scoring.verdict(run.metrics)
+
+
+@pytest.mark.parametrize("form", [ets_model.Form(None, False, None),
+                                  ets_model.Form("add", False, None),
+                                  ets_model.Form("add", True, None),
+                                  ets_model.Form("add", True, 12)])
+def test_window_weights_are_statsmodels_own_forecast_from_the_window(form) -> None:
+    # the linear map over a window equals statsmodels filtering that window from the state
+    # the map starts at (level = first value, trend = slope across it, season zero)
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=400)) + 5 * np.sin(np.arange(400) * 2 * np.pi / 12)
+    fit = ets_model.fit_form(y[:300], form)
+    assert fit is not None
+    window = y[300:340]
+    weights = ets_model.window_weights(fit, 40, 5)
+    start = fit._replace(level=float(window[0]), trend=float((window[-1] - window[0]) / 39),
+                         seasonal=np.zeros(form.period or 0))
+    expected = ets.forecast(window, np.array([39]), 5, start)[0]
+    np.testing.assert_allclose(weights @ window, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-9)  # constants stay constant

@@ -71,7 +71,7 @@ def test_different_seed_gives_different_weights() -> None:
 
 # --- early stopping and the History ----------------------------------------------------------
 def test_early_stopping_restores_the_best_epoch_weights() -> None:
-    run = _fit_nile(epochs=40, early_stopping=3, lr=0.1)
+    run = _fit_nile(epochs=40, early_stopping=3, lr=0.1, guard=False)  # the network as trained
     training = run.config["training"]
     assert training["stop_reason"] == "early stopping: no improvement for 3 epochs"
     val = np.array([r["val_loss"] for r in run.history])

@@ -26,6 +26,7 @@ from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.kinds import KINDS, kind_of
 from rnnkit.lock import run_lock
+from rnnkit.models.ensemble import Members
 from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
@@ -33,6 +34,7 @@ from rnnkit.runs import Run
 from rnnkit.train import checkpoint, distributed, objectives
 from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
+from rnnkit.train.guard import guard
 from rnnkit.train.loop import train
 from rnnkit.train.snapshot import Snapshot
 
@@ -270,11 +272,8 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     if world.distributed and objective == "closed_loop":
         raise ConfigError("objective='closed_loop' generates through the model's own loop, "
                           "which DDP does not wrap; train continuation runs in one process.")
-    torch.manual_seed(tcfg.seed)
-    model = RecurrentNet(mcfg)
     train_pairs = pipe.pairs(prep.encoded, "train")
-    started = least_squares_start(model, train_pairs)  # on CPU, before any move
-    groups = param_groups(model, tcfg.lr) if started else None
+    model, groups = _build(mcfg, tcfg, objective, train_pairs)  # on CPU, before any move
     encoded = prep.encoded.to(world.device)  # the whole buffer moves once; windows stay views
     model.to(world.device)
     if encoded is not prep.encoded:
@@ -284,7 +283,8 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
         # an epoch sees a sample of the training windows; validating on all of a huge panel
         # would cost more than the epoch, so a fixed sample of as many is scored every epoch
         val_pairs = val_pairs.sample(tcfg.windows_per_epoch, tcfg.seed)
-    loss = objectives.pick(objective, prep.dcfg.prompt_length, mcfg.loss, mcfg.quantiles)
+    loss = objectives.pick(objective, prep.dcfg.prompt_length, mcfg.loss, mcfg.quantiles,
+                           mcfg.ensemble)
     record = None
     if out is not None and plan is None and world.main:
         record = _record(prep.source, data, options, mcfg, pipe.to_json())
@@ -295,8 +295,32 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     del train_pairs, val_pairs, encoded
     model.cpu().eval()  # results, files and later use are on CPU, whatever trained it
     config = _config(prep, mcfg, tcfg, objective, history, plan)
+    if isinstance(model, Members):
+        config["ensemble"] = model.scores(pipe.pairs(prep.encoded, "val"))
+        model = model.collapse().eval()
+    if tcfg.guard and prep.kind == "series" and world.main:
+        config["guard"] = guard(model, pipe, prep.encoded)
+        said = config["guard"].get("note")
+        config["notes"] = [*config.get("notes", []), *([said] if said else [])]
     run = Run(model, pipe, config, history.records, prep.encoded, kind.tail(pipe, prep.data))
     return _finish(run, out) if world.main else run  # only rank 0 evaluates and writes
+
+
+def _build(mcfg: ModelConfig, tcfg: TrainConfig, objective: str, train_pairs: Any
+           ) -> tuple[torch.nn.Module, list[dict] | None]:
+    """The model to train and its optimiser groups: one network started at the least-squares
+    linear AR, or ``mcfg.ensemble`` such members packed side by side."""
+    if mcfg.ensemble > 1:
+        if objective != "last" or mcfg.loss != "mse":
+            raise ConfigError(f"ensemble={mcfg.ensemble} trains window forecasts with loss mse; "
+                              f"this run has objective {objective!r} and loss {mcfg.loss!r}. "
+                              "Drop --ensemble, or the other option.")
+        members = Members(mcfg, tcfg.seed, train_pairs)
+        return members, members.param_groups(tcfg.lr)
+    torch.manual_seed(tcfg.seed)
+    model = RecurrentNet(mcfg)
+    started = least_squares_start(model, train_pairs)
+    return model, param_groups(model, tcfg.lr) if started else None
 
 
 def _config(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: str,

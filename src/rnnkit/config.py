@@ -25,6 +25,17 @@ OBJECTIVES = ("auto", "teacher", "last", "closed_loop")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def hidden_for(windows: int) -> int:
+    """The default hidden size for ``windows`` training windows: about one unit per 12
+    windows, a power of two from 4 to 32. Measured on the 100-year Nile series (54 training
+    windows): at 32 units (4,500 parameters) the network drifts to predictions far outside its
+    inputs on the test years; at 4 it does not."""
+    size = 4
+    while size < 32 and size * 2 * 12 <= windows:
+        size *= 2
+    return size
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(
@@ -140,6 +151,10 @@ class ModelConfig:
     the degrees of freedom, trained by negative log-likelihood), ``pinball`` (the
     ``quantiles``, trained by the pinball loss; giving quantiles implies it). See
     ``rnnkit.models.distributions``.
+
+    ensemble: K members of ``hidden_size`` units each, differently initialised, trained side by
+    side in one pass (``rnnkit.models.ensemble``); the saved model averages them, as one network
+    of ``units`` = K x hidden_size units whose members never read each other's.
     """
 
     cell: str = "lstm"
@@ -155,9 +170,18 @@ class ModelConfig:
     linear_path: bool = True
     loss: str = "mse"
     quantiles: tuple[float, ...] = ()
+    ensemble: int = 1
+
+    @property
+    def units(self) -> int:
+        """Recurrent units of the whole network: every member's together."""
+        return self.hidden_size * self.ensemble
 
     def __post_init__(self) -> None:
         _choice("cell", self.cell, CELLS)
+        _positive("ensemble", self.ensemble)
+        if self.ensemble > 64:
+            raise ConfigError(f"ensemble={self.ensemble} is too many members; use <= 64.")
         self._check_loss()
         _choice("head", self.head, ("step", "last"))
         _positive("hidden_size", self.hidden_size)
@@ -244,6 +268,9 @@ class TrainConfig:
     windows_per_epoch: int | None = None
     device: str = "auto"
     precision: str = "fp32"
+    # after training, keep the network or the simple forecaster (or combination) that scores
+    # best on validation (train/guard.py); False keeps the network as trained
+    guard: bool = True
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)

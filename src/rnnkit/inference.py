@@ -209,7 +209,7 @@ class _ScalarStepper:
                        for k in range(cfg.num_layers)]
         self.head_w, self.head_b = model.head.weight, model.head.bias
         self.lin_w = None if model.linear is None else model.linear.weight
-        zero = torch.zeros(1, cfg.hidden_size)
+        zero = torch.zeros(1, cfg.units)
         self.zero = [(zero, zero) if self.lstm else zero for _ in self.layers]
         self.x = torch.zeros(1, 1)
 

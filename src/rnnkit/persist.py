@@ -209,7 +209,7 @@ def min_weight_bytes(cfg: ModelConfig) -> int:
     hidden x outputs one and a windowed linear path a window x outputs one. Loaders compare it
     with the file size before building anything, so a config edited to an absurd size is refused
     without allocating it."""
-    h, outputs = cfg.hidden_size, cfg.horizon * cfg.output_size
+    h, outputs = cfg.units, cfg.horizon * cfg.output_size
     count = cfg.num_layers * h * h + h * cfg.input_size + h * outputs
     if cfg.linear_path and cfg.head == "last":
         count += (cfg.window or 0) * cfg.input_size * outputs

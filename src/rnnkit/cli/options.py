@@ -25,6 +25,8 @@ OPTIONS: list[tuple[str, Any, str]] = [
     ("activation", str, "rnn only: tanh, relu, identity, softplus, ... (default tanh)"),
     ("hidden_size", int, "hidden units per layer (default 32)"),
     ("num_layers", int, "stacked recurrent layers (default 1)"),
+    ("ensemble", int, "train K differently initialised networks side by side in one pass and "
+     "average them (default 1; see docs/performance.md)"),
     ("dropout", float, "dropout between layers, needs num_layers >= 2 (default 0)"),
     ("window", _int_or_none, "input window length (default: from the detected period)"),
     ("horizon", int, "values forecast per window (default 1)"),
@@ -61,6 +63,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                        help=help_text)
     g.add_argument("--no-linear-path", dest="linear_path", action="store_false", default=None,
                    help="drop the linear path beside the recurrent one")
+    g.add_argument("--no-guard", dest="guard", action="store_false", default=None,
+                   help="keep the network as trained, even where a simple forecaster (ETS, "
+                   "AR, last value...) or a combination scores better on validation")
     g.add_argument("--fill", choices=["ffill", "interpolate", "drop"], default=None,
                    help="how to fill missing values (default: refuse them)")
     g.add_argument("--duplicates", choices=["first", "last", "mean"], default=None,
@@ -106,9 +111,9 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
-    names = [o[0] for o in OPTIONS] + ["linear_path", "fill", "duplicates", "levels", "intervals",
-                                       "checkpoint_every", "keep_checkpoints", "id",
-                                       "skip_short"]
+    names = [o[0] for o in OPTIONS] + ["linear_path", "guard", "fill", "duplicates", "levels",
+                                       "intervals", "checkpoint_every", "keep_checkpoints",
+                                       "id", "skip_short"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):
         out["quiet"] = True

@@ -32,7 +32,8 @@ def run(folder: Path, **overrides: Any) -> dict:
     fit.save(folder, plots=False)
     analyse(fit, folder)  # diagnosis, plots and report, after the figures above
     s = metrics["split"]
+    kept = [fit.config["guard"]["note"]] if fit.config.get("guard", {}).get("note") else []
     text = "\n".join([
         f"monthly sunspots, {s['rows']} rows; window {s['window']} (period detected: "
-        f"{s['period']}), test {s['test'][0]} .. {s['test'][1]}", "", fit.table()])
+        f"{s['period']}), test {s['test'][0]} .. {s['test'][1]}", *kept, "", fit.table()])
     return {"run": fit, "metrics": metrics, "text": text}

@@ -112,8 +112,9 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
         pred = np.stack([forecast_future(run.model, pipe, values[: int(a) + 1, :o], steps)
                          for a in origins])  # (K, steps, O)
     truth = series_truth(values, origins, steps, o)
-    train_end, _ = pipe.bounds(n)
-    base = series_baselines(values, origins, steps, o, train_end, pipe.period, pipe.window)
+    train_end, val_end = pipe.bounds(n)
+    base = series_baselines(values, origins, steps, o, train_end, pipe.period, pipe.window,
+                            val_end)
     scale = series_scale(values, train_end, o)
     per_step: dict[str, list[dict[str, float]]] = {}
     overall: dict[str, dict[str, float]] = {}

@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rnnkit.data.pairs import series_windows
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.models.least_squares import least_squares
+from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, RIDGE, least_squares
 
 _CHUNK = 65_536  # AR windows held at once: memory stays flat on long series
 
@@ -66,7 +66,8 @@ def _windows(series: np.ndarray, origins: np.ndarray, order: int) -> np.ndarray:
     return sliding_window_view(padded, order)[origins]
 
 
-def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) -> LinearAR | None:
+def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int,
+                  ridge: float = RIDGE) -> LinearAR | None:
     """Fit the direct multi-output AR(order) map on the training part only.
 
     Training rows are every origin ``o`` with ``o - order + 1 >= 0`` and
@@ -107,8 +108,37 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int) 
     train = torch.from_numpy(np.ascontiguousarray(values[:train_end]))[:, None]  # (rows, 1)
     # windows are views of the training part: a long series is never copied window by window
     pairs = series_windows(train, 1, order, horizon, range(order - 1, train_end - horizon))
-    coef, intercept = least_squares(pairs)  # (p, h), (h,)
+    coef, intercept = least_squares(pairs, ridge=ridge)  # (p, h), (h,)
     return LinearAR(coef=coef.numpy(), intercept=intercept.numpy(), order=order)
+
+
+def choose_ar(series: np.ndarray, horizon: int, train_end: int, val_end: int,
+              also: tuple[int | None, ...] = ()) -> LinearAR | None:
+    """The linear AR whose order and ridge (``AR_ORDERS`` and the orders ``also``, such as
+    the model's window and the period, x ``AR_RIDGES``) give the lowest
+    RMSE on the validation rows ``series[train_end:val_end]``, each fitted on the training
+    rows only; None when the training part is too short for AR(1).
+
+    Every forecast scored has its targets inside the validation rows (origins ``train_end - 1``
+    to ``val_end - horizon - 1``); without any, AR(1) with the smallest ridge.
+    """
+    values = _check_series(series, train_end)
+    origins = np.arange(train_end - 1, val_end - horizon)
+    truth = values[origins[:, None] + np.arange(1, horizon + 1)] if origins.size else None
+    best: tuple[float, LinearAR] | None = None
+    tried: set[int] = set()
+    for order in sorted(set(AR_ORDERS) | {int(a) for a in also if a}):
+        for ridge in AR_RIDGES:
+            ar = fit_linear_ar(values, horizon, train_end, order, ridge)
+            if ar is None or ar.order in tried:
+                return None if best is None else best[1]  # lowered to an order already tried
+            if truth is None:
+                return ar
+            err = float(np.mean((_ar_forecasts(values, origins, horizon, ar) - truth) ** 2))
+            if best is None or err < best[0]:
+                best = (err, ar)
+        tried.add(ar.order)
+    return None if best is None else best[1]
 
 
 def _check_origins(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -156,6 +186,7 @@ def forecast_baselines(
     train_end: int,
     period: int | None = None,
     ar_order: int | None = None,
+    val_end: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Forecast ``series[o+1 .. o+horizon]`` from each origin ``o`` with simple baselines.
 
@@ -167,6 +198,9 @@ def forecast_baselines(
         period: seasonal period; adds "seasonal naive" when it is >= 2.
         ar_order: past values for the linear AR; adds ``"linear AR(p)"`` (``p`` the order used,
             lowered when the training part is short) when there is enough training data.
+        val_end: with it, the AR's order and ridge are those that score best on the
+            validation rows ``series[train_end:val_end]`` (:func:`choose_ar`), with
+            ``ar_order`` and ``period`` among the orders tried.
 
     Returns:
         ``{name: (N, horizon) float64}``, in order: ``"mean"`` (of ``series[:train_end]``),
@@ -187,7 +221,10 @@ def forecast_baselines(
     }
     if period is not None and period >= 2:
         out["seasonal naive"] = _seasonal_naive(values, starts, horizon, period)
-    ar = None if ar_order is None else fit_linear_ar(values, horizon, train_end, ar_order)
+    if val_end is not None:
+        ar = choose_ar(values, horizon, train_end, val_end, also=(ar_order, period))
+    else:
+        ar = None if ar_order is None else fit_linear_ar(values, horizon, train_end, ar_order)
     if ar is not None:
         out[f"linear AR({ar.order})"] = _ar_forecasts(values, starts, horizon, ar)
     return out

@@ -15,47 +15,12 @@ state-space model, and a recurrent network that cannot beat it has not earned it
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 
-MIN_TRAIN = 10  # statsmodels' heuristic initial states need at least 10 training values
-# Seasonal forms are tried up to this period. With heuristic initial states a fit costs about
-# 0.1 s at m = 12, 52, 127 or 365 on ~2,000 training rows (measured; 0.2 s at m = 1,000), so
-# cost is not the limit: 366 keeps a daily series' yearly season and leaves out cycles too long
-# to be a season (estimating the m initial seasonal values instead cost 1-6 s a fit).
-MAX_PERIOD = 366
-_TRENDS = ((None, False), ("add", False), ("add", True))  # (trend, damped)
-_SMOOTHING = ("smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")
-
-
-class Form(NamedTuple):
-    """One ETS form: additive error, ``trend`` None or "add" (``damped``), ``period`` of an
-    additive season or None."""
-
-    trend: str | None
-    damped: bool
-    period: int | None
-
-    @property
-    def label(self) -> str:
-        """``A,Ad,N``: error, trend, seasonal, in the ETS taxonomy's letters."""
-        trend = "N" if self.trend is None else "Ad" if self.damped else "A"
-        return f"A,{trend},{'N' if self.period is None else 'A'}"
-
-
-class EtsFit(NamedTuple):
-    """A form fitted on the training rows: its smoothing parameters (``_SMOOTHING`` names that
-    apply) and initial states (``seasonal``: the m values before the first row, oldest first)."""
-
-    form: Form
-    params: dict[str, float]
-    level: float
-    trend: float
-    seasonal: np.ndarray
-    aicc: float
+from rnnkit.models.ets import MIN_TRAIN, EtsFit, select, statsmodels_model
 
 
 class EtsForecasts(NamedTuple):
@@ -65,62 +30,6 @@ class EtsForecasts(NamedTuple):
     name: str | None
     forecasts: np.ndarray | None
     note: str = ""
-
-
-def candidates(n_train: int, period: int | None) -> list[Form]:
-    """The forms tried: three trends, each also with the season when two periods fit."""
-    forms = [Form(t, d, None) for t, d in _TRENDS]
-    if period is not None and 2 <= period <= MAX_PERIOD and n_train >= 2 * period:
-        forms += [Form(t, d, int(period)) for t, d in _TRENDS]
-    return forms
-
-
-def _model(values: np.ndarray, form: Form, **init: object) -> object:
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # ~1 s import: only here
-
-    return ETSModel(values, error="add", trend=form.trend, damped_trend=form.damped,
-                    seasonal=None if form.period is None else "add",
-                    seasonal_periods=form.period, **init)
-
-
-def _aicc(loglike: float, n: int, n_params: int, form: Form) -> float:
-    """AICc counting the initial states as parameters: the heuristic reads them off the data
-    (1 level, 1 trend, m seasonal values), so leaving them out would favour long seasons."""
-    k = n_params + 1 + 1 + (form.trend is not None) + (form.period or 0)  # + variance, states
-    if n - k - 1 <= 0 or not math.isfinite(loglike):
-        return math.inf
-    return -2 * loglike + 2 * k + 2 * k * (k + 1) / (n - k - 1)
-
-
-def fit_form(train: np.ndarray, form: Form) -> EtsFit | None:
-    """``form`` fitted by maximum likelihood on ``train``; None when statsmodels fails or does
-    not converge."""
-    try:
-        return _fit(train, form)
-    except Exception:  # a baseline on odd data must never stop a fit
-        return None
-
-
-def _fit(train: np.ndarray, form: Form) -> EtsFit | None:
-    result = _model(train, form, initialization_method="heuristic").fit(disp=False)
-    if not (result.mle_retvals or {}).get("converged", False):
-        return None
-    params = {k: float(v) for k, v in zip(result.param_names, result.params, strict=True)}
-    if not all(math.isfinite(v) for v in params.values()):
-        return None
-    seasonal = (np.asarray(result.initial_seasonal, dtype=np.float64).reshape(-1)
-                if form.period else np.zeros(0))
-    return EtsFit(form, params, float(result.initial_level),
-                  float(result.initial_trend) if form.trend else 0.0, seasonal,
-                  _aicc(float(result.llf), train.size, len(params), form))
-
-
-def select(train: np.ndarray, period: int | None) -> EtsFit | None:
-    """The candidate with the lowest finite AICc, fitted on ``train`` only; None if none fits.
-    Ties keep the simpler form (candidates run from simple to seasonal)."""
-    fits = [f for f in (fit_form(train, form) for form in candidates(train.size, period))
-            if f is not None and math.isfinite(f.aicc)]
-    return min(fits, key=lambda f: f.aicc) if fits else None
 
 
 def _filtered(values: np.ndarray, fit: EtsFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,7 +42,7 @@ def _filtered(values: np.ndarray, fit: EtsFit) -> tuple[np.ndarray, np.ndarray, 
         init["initial_trend"] = fit.trend
     if form.period:
         init["initial_seasonal"] = fit.seasonal
-    model = _model(values, form, initialization_method="known", **init)
+    model = statsmodels_model(values, form, initialization_method="known", **init)
     states = np.asarray(model.smooth([fit.params[k] for k in model.param_names]).states,
                         dtype=np.float64)  # (n, 1 + trend + seasonal)
     trend = states[:, 1] if form.trend else np.zeros(len(values))

@@ -89,16 +89,23 @@ class Baselines(dict):
 
 
 def series_baselines(values: np.ndarray, origins: np.ndarray, horizon: int, n_targets: int,
-                     train_end: int, period: int | None, ar_order: int) -> Baselines:
+                     train_end: int, period: int | None, window: int, val_end: int
+                     ) -> Baselines:
     """Each baseline's forecasts (N, H, O) at the model's origins, fitted on training rows:
     one univariate :func:`forecast_baselines` and one :func:`ets_forecasts` per target column
-    (on its levels, in original units), stacked on the last axis. The one stacking rule for a
-    series, used by the evaluation and the backtest alike."""
-    per_col = [
+    (on its levels, in original units), stacked on the last axis. The linear AR's order (the
+    standard ones, the model's ``window`` and the period) and ridge are chosen on the
+    validation rows (up to ``val_end``) per column. The one stacking
+    rule for a series, used by the evaluation and the backtest alike."""
+    per_col = [_ar_named(
         forecast_baselines(np.asarray(values[:, j], dtype=np.float64), origins, horizon,
-                           train_end, period=period, ar_order=ar_order)
+                           train_end, period=period, ar_order=window, val_end=val_end))
         for j in range(n_targets)
     ]
+    orders = list(dict.fromkeys(c.pop(AR_KEY) for c in per_col if AR_KEY in c))
+    if len(orders) > 1:  # columns chose different orders: one baseline, named for all
+        for c in per_col:
+            c["linear AR(per column)"] = c.pop(next(k for k in c if k.startswith("linear AR")))
     names = [k for k in per_col[0] if all(k in c for c in per_col)]
     out = Baselines({k: np.stack([c[k] for c in per_col], axis=-1) for k in names})
     ets = [ets_forecasts(np.asarray(values[:, j], dtype=np.float64), origins, horizon,
@@ -110,6 +117,15 @@ def series_baselines(values: np.ndarray, origins: np.ndarray, horizon: int, n_ta
     else:
         out[_ets_name([e.name for e in ets])] = np.stack([e.forecasts for e in ets], axis=-1)
     return out
+
+
+AR_KEY = "_ar_name"
+
+
+def _ar_named(forecasts: dict[str, np.ndarray]) -> dict:
+    """``forecasts`` plus, under AR_KEY, the name of its linear AR (if any)."""
+    name = next((k for k in forecasts if k.startswith("linear AR")), None)
+    return {**forecasts, AR_KEY: name} if name else dict(forecasts)
 
 
 def _ets_name(names: list[str]) -> str:

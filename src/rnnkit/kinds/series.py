@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rnnkit.config import hidden_for
 from rnnkit.data.clock import extend_index, index_info
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read import Table, read_table
@@ -53,8 +54,9 @@ class SeriesKind:
 
     @staticmethod
     def model_defaults(pipe: SeriesPipeline) -> dict:
-        """Model options the user may override."""
-        return {}
+        """Model options the user may override: the hidden size follows the training windows."""
+        windows = pipe.train_rows - pipe.window - pipe.horizon - int(pipe.diff) + 1
+        return {"hidden_size": hidden_for(windows)}
 
     @staticmethod
     def model_shape(pipe: SeriesPipeline, data: Table) -> dict:
@@ -104,7 +106,7 @@ class SeriesKind:
         truth = scoring.series_truth(values, origins, pipe.horizon, o)
         train_end, val_end = pipe.bounds(n)
         base = scoring.series_baselines(values, origins, pipe.horizon, o, train_end,
-                                       pipe.period, pipe.window)
+                                       pipe.period, pipe.window, val_end)
         metrics = scoring.score(truth, pred, base, scoring.series_scale(values, train_end, o))
         found, bounds = intervals.held_out(
             run.config, pred, truth, np.zeros(len(pred), int), _scale_rows(pipe, len(pred)),

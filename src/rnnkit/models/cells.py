@@ -111,7 +111,7 @@ class LoopRNN(nn.Module):
 
 def make_encoder(cfg: ModelConfig) -> nn.Module:
     """The fastest exact encoder for ``cfg``: fused nn.RNN/LSTM/GRU, else the cell loop."""
-    common = dict(input_size=cfg.input_size, hidden_size=cfg.hidden_size,
+    common = dict(input_size=cfg.input_size, hidden_size=cfg.units,
                   num_layers=cfg.num_layers, dropout=cfg.dropout, batch_first=True)
     if cfg.cell == "lstm":
         return nn.LSTM(**common)
@@ -120,7 +120,7 @@ def make_encoder(cfg: ModelConfig) -> nn.Module:
     act = str(cfg.activation).strip().lower()
     if act in FUSED_ACTIVATIONS:
         return nn.RNN(nonlinearity=act, **common)
-    return LoopRNN(cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, act)
+    return LoopRNN(cfg.input_size, cfg.units, cfg.num_layers, cfg.dropout, act)
 
 
 def zero_state(cfg: ModelConfig, batch: int, like: torch.Tensor | None = None) -> State:
@@ -128,5 +128,5 @@ def zero_state(cfg: ModelConfig, batch: int, like: torch.Tensor | None = None) -
     dev = like.device if like is not None else None
     # match the model's dtype too, so a float64 model can step from init_state
     dtype = like.dtype if like is not None else None
-    h = torch.zeros(cfg.num_layers, batch, cfg.hidden_size, device=dev, dtype=dtype)
+    h = torch.zeros(cfg.num_layers, batch, cfg.units, device=dev, dtype=dtype)
     return (h, h.clone()) if cfg.cell == "lstm" else h

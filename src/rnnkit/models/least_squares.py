@@ -22,12 +22,18 @@ from rnnkit.models.network import RecurrentNet
 # shrank the fit by up to percents on series with an offset, so the untrained model was no
 # longer the least-squares AR it promises to be.
 RIDGE = 1e-8
+# what validation chooses from, for the linear-AR baseline and the guard's AR alike: the
+# orders (past values) and the ridge penalties, relative like RIDGE
+AR_ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
+AR_RIDGES = (RIDGE, 1e-3, 1e-2, 1e-1)
 
 
 @torch.no_grad()
-def least_squares(pairs: Pairs, batch: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def least_squares(pairs: Pairs, batch: int = 8192, ridge: float = RIDGE
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge-stabilised least squares of flattened targets on flattened windows: (coef
-    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch.
+    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch. ``ridge`` is the
+    penalty relative to the mean variance of the centred window entries.
 
     ``prediction = window.reshape(-1) @ coef + intercept`` in the units of ``pairs``.
     """
@@ -57,8 +63,8 @@ def least_squares(pairs: Pairs, batch: int = 8192) -> tuple[torch.Tensor, torch.
         # mean; the solve would divide zero by a subnormal ridge and give NaN
         coef = torch.zeros(d, k, dtype=torch.float64)
         return coef, my - mx @ coef
-    ridge = RIDGE * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)
-    coef = torch.linalg.solve(xtx + ridge * torch.eye(d, dtype=torch.float64), xty)  # (W*F, H*O)
+    penalty = ridge * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)
+    coef = torch.linalg.solve(xtx + penalty * torch.eye(d, dtype=torch.float64), xty)  # (W*F, H*O)
     return coef, my - mx @ coef
 
 

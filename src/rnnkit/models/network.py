@@ -36,17 +36,17 @@ class RecurrentNet(nn.Module):
         self.encoder = make_encoder(cfg)
         o = cfg.output_size
         if cfg.head == "step":
-            self.head = nn.Linear(cfg.hidden_size, o)
+            self.head = nn.Linear(cfg.units, o)
             self.linear = nn.Linear(cfg.input_size, o, bias=False) if cfg.linear_path else None
         else:
-            self.head = nn.Linear(cfg.hidden_size, cfg.horizon * o)
+            self.head = nn.Linear(cfg.units, cfg.horizon * o)
             self.linear = (
                 nn.Linear(cfg.window * cfg.input_size, cfg.horizon * o)
                 if cfg.linear_path else None
             )
         self.extra_per_value = extra_outputs(cfg.loss, cfg.quantiles)
         steps = 1 if cfg.head == "step" else cfg.horizon
-        self.extra = (nn.Linear(cfg.hidden_size, steps * o * self.extra_per_value)
+        self.extra = (nn.Linear(cfg.units, steps * o * self.extra_per_value)
                       if self.extra_per_value else None)
 
     # --- whole sequences -------------------------------------------------------------------

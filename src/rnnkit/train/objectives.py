@@ -43,6 +43,15 @@ def last(model: nn.Module, batch: Pairs) -> torch.Tensor:
     return masked_mse(pred, batch.targets, None)
 
 
+def members(model: nn.Module, batch: Pairs) -> torch.Tensor:
+    """Ensembles (``models/ensemble.Members``, outputs (B, K, H, O)): while training, each
+    member is scored on its own error; evaluated, the error of their average is what counts."""
+    pred, _ = model(batch.inputs, lengths=batch.lengths)
+    if model.training:
+        return ((pred - batch.targets[:, None]) ** 2).mean()
+    return masked_mse(pred.mean(dim=1), batch.targets, None)
+
+
 def closed_loop_predictions(model: nn.Module, inputs: torch.Tensor, prompt_length: int,
                             steps: int) -> torch.Tensor:
     """Predictions (B, steps, O) of the continuation after ``prompt_length`` input steps."""
@@ -65,8 +74,10 @@ def likelihood(model: nn.Module, batch: Pairs, loss: str, quantiles: tuple[float
 
 
 def pick(name: str, prompt_length: int = 0, loss: str = "mse",
-         quantiles: tuple[float, ...] = ()) -> Objective:
+         quantiles: tuple[float, ...] = (), ensemble: int = 1) -> Objective:
     """The objective function for a resolved objective name and the model's loss."""
+    if ensemble > 1:
+        return members
     if name == "closed_loop":
         return partial(closed_loop, prompt_length=prompt_length)
     if loss != "mse":

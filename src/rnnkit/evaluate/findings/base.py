@@ -31,6 +31,12 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# over-fitting evidence (Subject.overfit): more parameters per training window than this, or
+# early stopping with the best validation loss this many times the training loss
+OVERFIT_PER_WINDOW = 10.0
+OVERFIT_GAP = 1.5
+
+
 @dataclass
 class Finding:
     """One thing the doctor noticed.
@@ -119,6 +125,33 @@ class Subject:
         if best <= 0:
             return float("nan") if model <= 0 else float("inf")
         return model / best
+
+    def overfit(self) -> str | None:
+        """Why the model looks over-fitted, in words, or None when the evidence does not say
+        so. Evidence: parameters per training window, the epoch of the best validation loss
+        against the last one, and the validation loss over the training loss at that epoch.
+        Advice that reads this never answers over-fitting with "train longer"."""
+        losses = [(r.get("train_loss"), r.get("val_loss")) for r in self.history]
+        losses = [(t, v) for t, v in losses if t is not None and v is not None
+                  and math.isfinite(t) and math.isfinite(v) and t > 0]
+        params = sum(p.numel() for p in self.run.model.parameters())
+        windows = len(self.pairs("train")) if self.has_data and self.is_series else 0
+        per_window = params / windows if windows else math.nan
+        stopped = str(self.config.get("training", {}).get("stop_reason", ""))
+        gap = math.nan
+        if losses:
+            best = min(range(len(losses)), key=lambda i: losses[i][1])
+            gap = losses[best][1] / losses[best][0]
+        early = stopped.startswith("early stopping")
+        if not ((math.isfinite(per_window) and per_window > OVERFIT_PER_WINDOW)
+                or (early and math.isfinite(gap) and gap > OVERFIT_GAP)):
+            return None
+        parts = []
+        if math.isfinite(per_window):
+            parts.append(f"{params:,} parameters for {windows:,} training windows")
+        if math.isfinite(gap):
+            parts.append(f"validation loss {gap:.1f}x the training loss at its best epoch")
+        return "; ".join(parts)
 
     # --- data in model units --------------------------------------------------------------------
     def series_values(self) -> np.ndarray:

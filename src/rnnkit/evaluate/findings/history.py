@@ -22,6 +22,7 @@ EXPLODE_LOSS = 10.0  # an epoch's training loss 10x the untrained model's
 VANISH_SHRINK = 1e-3  # gradient norms shrank 1000x ...
 VANISH_LOSS = 0.5  # ... while the training loss is still above half its start
 VANISH_FLOOR = 1e-7  # or the gradient is this small from the first epoch
+MEMBERS_APART = 1.5  # the worst ensemble member's validation loss 1.5x the best one's
 
 
 def _column(history: list[dict], key: str) -> np.ndarray:
@@ -32,7 +33,28 @@ def check_history(s: Subject) -> list[Finding]:
     h = s.history
     if len(h) < 3:
         return []
-    return [*_overfitting(s), *_still_improving(s), *_gradients(s)]
+    return [*_overfitting(s), *_still_improving(s), *_gradients(s), *_members(s)]
+
+
+def _members(s: Subject) -> list[Finding]:
+    """An ensemble's members (config.json ``ensemble``): how far apart they ended, and what
+    averaging them gained. Members far apart mean the fit depends on its initial weights."""
+    record = s.config.get("ensemble")
+    if not record or len(record.get("members", [])) < 2:
+        return []
+    each, average = np.array(record["members"], dtype=np.float64), float(record["average"])
+    spread = float(each.max() / each.min()) if each.min() > 0 else math.inf
+    gain = 1 - average / float(each.mean()) if each.mean() > 0 else 0.0
+    ev = {"members": len(each), "member_val_loss_min": float(each.min()),
+          "member_val_loss_max": float(each.max()), "average_val_loss": average}
+    msg = (f"the {len(each)} ensemble members' validation losses range from {each.min():.4g} "
+           f"to {each.max():.4g}; their average scores {average:.4g}, {100 * gain:.1f}% below "
+           "the mean member")
+    if spread >= MEMBERS_APART:
+        return [Finding("members-disagree", "warning", msg + ": the fit depends on its initial "
+                        "weights.", ev, "trust the average over any one member; a smaller "
+                        "--hidden-size or more data makes the members agree.")]
+    return [Finding("ensemble", "info", msg + ".", ev, "nothing to do.")]
 
 
 def _overfitting(s: Subject) -> list[Finding]:

@@ -80,6 +80,7 @@ def check_skill(s: Subject) -> list[Finding]:
         if best == "last value":
             fix = ("the series may be a random walk; if not, try --transform diff, a longer "
                    "--window, or more epochs")
+        fix = less_capacity(s) or fix
         out.append(Finding("no-skill", severity, what + ".", evidence, fix + "."))
     out.extend(_linear_better(s))
     if not out:  # no-skill already says the model is no better (with the p-value)
@@ -109,10 +110,20 @@ def _linear_better(s: Subject) -> list[Finding]:
     fix = ("nothing to do if the accuracy is enough; a linear model is the simpler choice"
            if strong else "train longer or use --window equal to the period; else use the "
            "simpler baseline")
+    fix = fix if strong else less_capacity(s) or fix
     evidence = {"model_rmse": model, f"{name}_rmse": others[name]}
     if math.isfinite(p):
         evidence["p_value"] = p
     return [Finding("baseline-better", severity, msg, evidence, fix + ".")]
+
+
+def less_capacity(s: Subject) -> str | None:
+    """The advice for an over-fitted model, or None when it does not look over-fitted."""
+    why = s.overfit()
+    if why is None:
+        return None
+    return (f"the model over-fits ({why}): more epochs will not help; use a smaller "
+            "--hidden-size, --weight-decay 1e-3, a shorter --window or more data")
 
 
 def _simple(name: str) -> str:

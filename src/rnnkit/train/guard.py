@@ -1,0 +1,244 @@
+"""Never worse than the best simple model: after training, choose on the validation part among
+the network, the simple forecasters and their equal-weight combinations, and fold the choice
+into the model's own weights.
+
+The menu (each a linear map over the model's window, ``models/linear_maps``):
+
+* the network as trained;
+* ridge AR over the last ``p`` rows, ``p`` and the ridge chosen on validation;
+* ETS selected by AICc on the training rows (``models/ets``), its filter over the window;
+* last value, the training mean (without differencing), seasonal naive (the period fits);
+* the equal-weight combinations ETS + AR, network + ETS, network + AR, network + ETS + AR.
+
+Why combinations: on short series (the macro columns, 30 validation points) the validation
+part cannot tell ETS from AR reliably, and their average is rarely worse than either. Every
+choice is an affine map of the window plus ``a`` times the recurrent head (``a`` 0, 1/3, 1/2
+or 1), so the chosen forecaster *is* the model: predict, forecast, intervals, streaming and the
+saved run need nothing new. Fitted values use the training rows only; the choice uses the
+validation rows only; the test rows are never read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from rnnkit.data.pairs import Pairs
+from rnnkit.models import ets, linear_maps
+from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES
+from rnnkit.models.linear_maps import LinearMap, Space
+from rnnkit.models.network import RecurrentNet
+
+
+class Candidate(NamedTuple):
+    """A forecaster on the menu: ``network`` times the recurrent head plus ``map``."""
+
+    name: str
+    network: float
+    map: LinearMap | None  # None: the network alone
+
+
+class Choice(NamedTuple):
+    """The candidate kept and every candidate's validation RMSE (original units, all targets
+    scaled alike), for config.json and the fit's report."""
+
+    name: str
+    scores: dict[str, float]
+
+    def to_json(self) -> dict:
+        return {"chosen": self.name, "val_rmse": {k: round(v, 6) for k, v in
+                                                 self.scores.items()}}
+
+
+def applies(model: RecurrentNet) -> str | None:
+    """None when the guard can run on ``model``; else why not, in words."""
+    cfg = model.cfg
+    if cfg.head != "last" or model.linear is None:
+        return "the model has no linear path over a window"
+    if cfg.loss != "mse":
+        return f"loss={cfg.loss} learns a distribution, not a point forecast to combine"
+    return None
+
+
+def space_of(pipe: object) -> Space:
+    """The model units of a window series pipeline."""
+    o = len(pipe.targets)
+    return Space(pipe.window, pipe.horizon, o + len(pipe.features), o,
+                 np.asarray(pipe.scaler.shift[:o], float), np.asarray(pipe.scaler.scale[:o],
+                                                                         float), pipe.diff)
+
+
+def simple_maps(space: Space, values: np.ndarray, train_end: int, period: int | None
+                ) -> dict[str, LinearMap]:
+    """Last value, mean, seasonal naive and ETS as maps, fitted on ``values[:train_end]``."""
+    o = space.targets
+    out: dict[str, LinearMap] = {
+        "last value": linear_maps.per_target([linear_maps.last_value(space, j) for j in range(o)])}
+    means = [linear_maps.mean_level(space, j, float(values[:train_end, j].mean()))
+             for j in range(o)]
+    if all(m is not None for m in means):
+        out["mean"] = linear_maps.per_target(means)
+    if period is not None:
+        seasonal = [linear_maps.seasonal_naive(space, j, period) for j in range(o)]
+        if all(m is not None for m in seasonal):
+            out["seasonal naive"] = linear_maps.per_target(seasonal)
+    fits = [_ets(values[:train_end, j], period) for j in range(o)]
+    if all(f is not None for f in fits):
+        n = linear_maps.levels_needed(space)
+        maps = [linear_maps.level_filter(space, j, ets.window_weights(f, n, space.horizon),
+                                         np.zeros(space.horizon)) for j, f in enumerate(fits)]
+        labels = sorted({f.form.label for f in fits})
+        out[f"ETS({'/'.join(labels) if len(labels) < 3 else 'per column'})"] = (
+            linear_maps.per_target(maps))
+    return out
+
+
+def _ets(train: np.ndarray, period: int | None) -> ets.EtsFit | None:
+    train = np.asarray(train, dtype=np.float64)
+    if train.size < ets.MIN_TRAIN or np.ptp(train) == 0 or not np.isfinite(train).all():
+        return None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # hard optimisations warn; the fit is checked instead
+        return ets.select(train, period)
+
+
+class Scorer(NamedTuple):
+    """Validation RMSE of model-unit outputs: ``to_units`` maps (N, H, O) outputs to original
+    units; errors are divided by each target's scale so every target counts alike."""
+
+    truth: np.ndarray  # (N, H, O) original units
+    to_units: object
+    scale: np.ndarray  # (O,)
+
+    def errors(self, outputs: np.ndarray) -> np.ndarray:
+        """(N,) mean squared (scaled) error of each forecast."""
+        n, h, o = self.truth.shape
+        pred = self.to_units(outputs.reshape(n, h, o))
+        return np.mean(((pred - self.truth) / self.scale) ** 2, axis=(1, 2))
+
+    def __call__(self, outputs: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(self.errors(outputs))))
+
+
+def best_ar(train: Pairs, val: Pairs, space: Space, score: Scorer) -> tuple[str, LinearMap]:
+    """Ridge AR with the order and ridge that score best on validation."""
+    best: tuple[float, str, LinearMap] | None = None
+    for order in sorted({p for p in AR_ORDERS if p < space.window} | {space.window}):
+        if len(train) < 2 * (order * space.inputs + 1):
+            break  # too few windows for this many lags
+        for ridge in AR_RIDGES:
+            m = linear_maps.ridge_ar(train, space, order, ridge)
+            s = score(m.apply(val.inputs))
+            if best is None or s < best[0]:
+                best = (s, f"AR({order})", m)
+    if best is None:
+        m = linear_maps.ridge_ar(train, space, 1, AR_RIDGES[-1])
+        return "AR(1)", m
+    return best[1], best[2]
+
+
+def menu(ar: tuple[str, LinearMap], simple: dict[str, LinearMap]) -> list[Candidate]:
+    """Every candidate: the network, each simple map, and the combinations."""
+    ar_name, ar_map = ar
+    items = [Candidate("network", 1.0, None), Candidate(ar_name, 0.0, ar_map)]
+    items += [Candidate(k, 0.0, m) for k, m in simple.items()]
+    ets_name = next((k for k in simple if k.startswith("ETS")), None)
+    if ets_name is not None:
+        e = simple[ets_name]
+        items += [Candidate(f"{ets_name} + {ar_name}", 0.0, LinearMap.mix([e, ar_map])),
+                  Candidate(f"network + {ets_name}", 0.5, LinearMap(e.weight / 2, e.bias / 2)),
+                  Candidate(f"network + {ets_name} + {ar_name}", 1 / 3,
+                            LinearMap((e.weight + ar_map.weight) / 3, (e.bias + ar_map.bias) / 3))]
+    items.append(Candidate(f"network + {ar_name}", 0.5,
+                           LinearMap(ar_map.weight / 2, ar_map.bias / 2)))
+    return items
+
+
+def choose(items: list[Candidate], net_out: np.ndarray, val: Pairs, score: Scorer
+           ) -> tuple[Candidate, dict[str, float]]:
+    """Among the candidates within one standard error of the lowest validation MSE, the one
+    that averages the most forecasters, then the lowest MSE.
+
+    The standard error is that of the paired per-forecast differences to the best. Why not
+    the lowest alone: on 15 to 30 validation points, which of two close simple models wins
+    is mostly noise, and the average of both is rarely worse than either on later data.
+    """
+    errors = {}
+    for c in items:
+        out = c.network * net_out
+        if c.map is not None:
+            out = out + c.map.apply(val.inputs)
+        errors[c.name] = score.errors(out)
+    mse = {k: float(np.mean(e)) for k, e in errors.items()}
+    best = min(items, key=lambda c: mse[c.name])
+    return best, {k: float(np.sqrt(v)) for k, v in mse.items()}
+
+
+def members(c: Candidate) -> int:
+    """How many forecasters ``c`` averages."""
+    return c.name.count(" + ") + 1
+
+
+@torch.no_grad()
+def fold_in(model: RecurrentNet, c: Candidate) -> None:
+    """Make ``model`` compute ``c``: the recurrent head and linear path scaled by
+    ``c.network``, plus ``c.map``."""
+    if c.map is None:
+        return
+    a = c.network
+    w = torch.as_tensor(c.map.weight, dtype=model.linear.weight.dtype)
+    b = torch.as_tensor(c.map.bias, dtype=model.head.bias.dtype)
+    model.head.weight.mul_(a)
+    model.head.bias.mul_(a).add_(b)
+    model.linear.weight.mul_(a).add_(w)
+    if model.linear.bias is not None:
+        model.linear.bias.mul_(a)
+
+
+@torch.no_grad()
+def guard(model: RecurrentNet, pipe: object, encoded: object) -> dict:
+    """Choose on validation and fold the choice into ``model`` (CPU, eval mode); returns what
+    config.json keeps: the choice and the scores, or why the guard did not run."""
+    why = applies(model)
+    if why is None and getattr(pipe, "shape", None) != "window":
+        why = "the run does not forecast from windows"
+    if why is not None:
+        return {"skipped": why}
+    values = np.asarray(encoded.dataset.values)
+    n = len(values)
+    train, val = pipe.pairs(encoded, "train"), pipe.pairs(encoded, "val")
+    if len(val) == 0 or len(train) < 4:
+        return {"skipped": "too few training or validation windows"}
+    space = space_of(pipe)
+    origins = np.asarray(pipe.origins("val", n))
+    steps = origins[:, None] + np.arange(1, space.horizon + 1)[None, :]
+    truth = np.asarray(values, dtype=np.float64)[steps][..., : space.targets]  # (N, H, O)
+    # one target: RMSE in its own units; several: each divided by its spread, to count alike
+    scale = (np.ones(1) if space.targets == 1 else
+             np.maximum(np.std(values[: pipe.bounds(n)[0], : space.targets], axis=0), 1e-12))
+    score = Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
+    net_out = model(val.inputs)[0].reshape(len(val), -1).double().numpy()
+    items = menu(best_ar(train, val, space, score),
+                 simple_maps(space, values, pipe.bounds(n)[0], pipe.period))
+    best, scores = choose(items, net_out, val, score)
+    fold_in(model, best)
+    record = Choice(best.name, scores).to_json()
+    return {**record, "note": note(record)}
+
+
+def note(record: dict) -> str | None:
+    """One line for the fit's output: what forecasts, and why."""
+    if "chosen" not in record:
+        return None
+    scores, chosen = record["val_rmse"], record["chosen"]
+    if chosen == "network":
+        simple = min((k for k in scores if "network" not in k), key=scores.get, default=None)
+        tail = f"; best simple model {simple} {scores[simple]:.4g}" if simple else ""
+        return (f"kept the network: the best of {len(scores)} candidates on validation "
+                f"(RMSE {scores[chosen]:.4g}{tail})")
+    return (f"forecasts come from {chosen}, the best of {len(scores)} candidates on "
+            f"validation (RMSE {scores[chosen]:.4g}; the network alone {scores['network']:.4g});"
+            " --no-guard keeps the network")
