@@ -18,6 +18,7 @@ import math
 import resource
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -319,6 +320,77 @@ def case_forecast(impl: str, smoke: bool) -> dict:
     return {"seconds": time.perf_counter() - t}
 
 
+DAILY_EPOCHS = 21  # what the default fit of daily_series() runs: best epoch 0 + patience 20
+
+
+def daily_series(n: int = 5000) -> Any:
+    """A 5,000-row daily series: yearly season, weekend effect, AR(1) noise."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    e = np.zeros(n)
+    for i in range(1, n):
+        e[i] = 0.7 * e[i - 1] + rng.normal()
+    t = np.arange(n)
+    y = 20 + 8 * np.sin(2 * np.pi * t / 365.25) + 2 * (t % 7 >= 5) + e
+    return pd.DataFrame({"date": pd.date_range("2000-01-01", periods=n, freq="D"), "y": y})
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def case_daily(impl: str, smoke: bool) -> dict:
+    """The default fit of a 5,000-row daily series (issue 13), with its run folder, so the
+    control, plots and report run too: its training loop against a plain loop doing the same
+    epochs, its whole fit, and the same fit while another process keeps one core busy."""
+    import tempfile
+    from pathlib import Path
+
+    frame = daily_series(600 if smoke else 5000)
+    if impl.startswith("rnnkit"):
+        import multiprocessing
+
+        import rnnkit
+
+        busy = None
+        if impl == "rnnkit_busy":
+            busy = multiprocessing.get_context("spawn").Process(target=_spin, args=(600.0,))
+            busy.start()
+            time.sleep(0.5)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                frame.to_csv(Path(tmp) / "daily.csv", index=False)
+                t = time.perf_counter()
+                run = rnnkit.fit(Path(tmp) / "daily.csv", target="y", quiet=True,
+                                 out=Path(tmp) / "run", **({"epochs": 2} if smoke else {}))
+                whole = time.perf_counter() - t
+        finally:
+            if busy is not None:
+                busy.terminate()
+                busy.join()
+        return {"seconds": run.config["training"]["seconds"], "fit_seconds": whole,
+                "epochs": len(run.history) - 1, "window": run.config["model"]["window"]}
+    w, n = 256, len(frame)
+    z = torch.from_numpy(scaled(frame["y"].to_numpy(np.float64), round(n * 0.7)))[:, None]
+    win = z.unfold(0, w, 1).permute(0, 2, 1)
+    train_end, val_end = round(n * 0.7), round(n * 0.85)
+    tr_o, va_o = np.arange(w - 1, train_end - 1), np.arange(train_end - 1, val_end - 1)
+    x_tr, y_tr = win[tr_o - w + 1].contiguous(), z[tr_o + 1][:, None, :]
+    x_va, y_va = win[va_o - w + 1].contiguous(), z[va_o + 1][:, None, :]
+    torch.manual_seed(0)
+    net = Net(nn.LSTM(1, 32, batch_first=True), 32, 1)
+
+    def loss_fn(net, x, y):
+        out, _ = net.rnn(x)
+        return ((net.head(out[:, -1])[:, None, :] - y) ** 2).mean()
+
+    return {"seconds": reference_train(net, loss_fn, x_tr, y_tr, x_va, y_va,
+                                       2 if smoke else DAILY_EPOCHS, 64, 3e-3)}
+
+
 def ensemble_case(hidden: int):
     """One LSTM of ``hidden`` units against 8 such members packed side by side (issue 13),
     on the same work: monthly sunspots, windows of 48, batch 64, 20 epochs (no early
@@ -346,6 +418,7 @@ CASES = {
     "generate": (case_generate, ["rnnkit", "reference"]),
     "stream": (case_stream, ["rnnkit", "reference"]),
     "forecast": (case_forecast, ["rnnkit"]),
+    "daily5000": (case_daily, ["rnnkit", "reference", "rnnkit_busy"]),
     "ensemble4": (ensemble_case(4), ["members8", "single"]),
     "ensemble32": (ensemble_case(32), ["members8", "single"]),
 }

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,3 +146,32 @@ def test_ctrl_c_keeps_the_finished_trials(sun: Path, tmp_path: Path) -> None:
     assert len(lines) == 1 and "interrupted" in lines[0]
     assert len(pd.read_csv(out / "trials.csv")) >= 1
     assert (out / "history.png").is_file()
+
+
+def test_an_interrupted_study_continues_and_its_best_run_loads(sun: Path, tmp_path: Path
+                                                               ) -> None:
+    out = tmp_path / "tuned"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "tune", str(sun), "--target", "sunspot_number",
+         "--trials", "500", *FAST, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("trial 0")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    before = pd.read_csv(out / "trials.csv")
+    done = before[before["state"] == "COMPLETE"]
+    assert len(done) >= 1
+    again = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "tune", str(sun), "--target", "sunspot_number",
+         "--trials", "2", *FAST, "--out", str(out)],
+        capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert again.returncode == 0, again.stderr
+    after = pd.read_csv(out / "trials.csv")
+    # the same study: the trials from before the interruption are still there, two more ran
+    assert set(done["number"]) <= set(after["number"])
+    assert (after["state"] == "COMPLETE").sum() == len(done) + 2
+    best = rnnkit.load(out / "best")
+    assert np.isfinite(best.forecast(3).to_numpy()).all()
+    assert best.config["source"]["path"] == str(sun.resolve())

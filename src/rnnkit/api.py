@@ -7,7 +7,7 @@ read -> validate -> pairs/windows -> scale -> model -> train -> evaluate -> (sav
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from rnnkit.config import (
 )
 from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.evaluate.findings.beside import Beside
+from rnnkit.evaluate.findings.control import control_task
 from rnnkit.kinds import KINDS, kind_of
 from rnnkit.lock import run_lock
 from rnnkit.models.ensemble import Members
@@ -37,6 +39,7 @@ from rnnkit.train.callbacks import Callback
 from rnnkit.train.guard import guard
 from rnnkit.train.loop import train
 from rnnkit.train.snapshot import Snapshot
+from rnnkit.train.threads import thread_count, threads_for
 
 
 def fit(data: Any, target: Any = None, *, features: list[str] | None = None,
@@ -267,6 +270,15 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     objective = _objective(tcfg, prep.dcfg, mcfg)
     if plan is not None:
         plan.check(mcfg, pipe.to_json())
+    with thread_count(threads_for(mcfg, tcfg.batch_size, tcfg.threads)):
+        return _train(data, prep, mcfg, tcfg, objective, out, callbacks, options, plan)
+
+
+def _train(data: Any, prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: str,
+           out: str | Path | None, callbacks: list[Callback] | None, options: dict,
+           plan: _Resume | None) -> Run:
+    """Train, evaluate and (with ``out``) save: the rest of ``_fit``, on its threads."""
+    kind, pipe = KINDS[prep.kind], prep.pipe
     world = distributed.join(tcfg.device)
     distributed.autocast(world, tcfg.precision)  # refused here, before anything is written
     if world.distributed and objective == "closed_loop":
@@ -289,9 +301,15 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
     if out is not None and plan is None and world.main:
         record = _record(prep.source, data, options, mcfg, pipe.to_json())
     resumed = None if plan is None else plan.snapshot
-    with checkpoint.session(out, tcfg, record, resumed, writer=world.main) as ckpt:
-        history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups, ckpt,
-                        resumed, world)
+    beside = _control_beside(prep, mcfg, tcfg, objective, out, world)
+    try:
+        with checkpoint.session(out, tcfg, record, resumed, writer=world.main) as ckpt:
+            history = train(model, train_pairs, val_pairs, tcfg, loss, callbacks, groups, ckpt,
+                            resumed, world)
+        control = None if beside is None else beside.result()
+    finally:
+        if beside is not None:
+            beside.stop()
     del train_pairs, val_pairs, encoded
     model.cpu().eval()  # results, files and later use are on CPU, whatever trained it
     config = _config(prep, mcfg, tcfg, objective, history, plan)
@@ -303,7 +321,21 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
         said = config["guard"].get("note")
         config["notes"] = [*config.get("notes", []), *([said] if said else [])]
     run = Run(model, pipe, config, history.records, prep.encoded, kind.tail(pipe, prep.data))
+    run.control = control
     return _finish(run, out) if world.main else run  # only rank 0 evaluates and writes
+
+
+def _control_beside(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: str,
+                    out: str | Path | None, world: Any) -> Beside | None:
+    """The doctor's shuffled-target control, started in a child process beside training when
+    a core would otherwise idle (``evaluate/findings/beside.py``); None otherwise."""
+    if out is None or not world.main or not Beside.wanted(world.device, world.distributed):
+        return None
+    pipe = prep.pipe
+    task = control_task(replace(mcfg, ensemble=1), to_dict(tcfg), objective,
+                        prep.dcfg.prompt_length, pipe.pairs(prep.encoded, "train"),
+                        pipe.pairs(prep.encoded, "val"))
+    return None if task is None else Beside(task)
 
 
 def _build(mcfg: ModelConfig, tcfg: TrainConfig, objective: str, train_pairs: Any
@@ -331,7 +363,7 @@ def _config(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objective: st
         "train": to_dict(tcfg), "objective": objective, "pipeline": prep.pipe.to_json(),
         "source": prep.source,
         "training": {"best_epoch": history.best_epoch, "stop_reason": history.stop_reason,
-                     "seconds": round(history.seconds, 3),
+                     "seconds": round(history.seconds, 3), "threads": torch.get_num_threads(),
                      "still_improving": history.still_improving},
     }
     if plan is not None:

@@ -271,9 +271,13 @@ class TrainConfig:
     # after training, keep the network or the simple forecaster (or combination) that scores
     # best on validation (train/guard.py); False keeps the network as trained
     guard: bool = True
+    # intra-op CPU threads; None: one for small models, every core for large ones
+    # (train/threads.py)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
+        _positive("threads", self.threads, allow_none=True)
         _positive("windows_per_epoch", self.windows_per_epoch, allow_none=True)
         _choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.device, str) or not (

@@ -68,6 +68,9 @@ class Run:
         self.evaluation: Evaluation | None = None
         self.extras: dict[str, Any] = {}  # problem-specific figures (demos) kept in metrics.json
         self.findings: list | None = None  # the doctor's findings, once diagnosed
+        # the shuffled-target control's (validation loss, epochs), when it trained beside the
+        # fit (evaluate/findings/control.py); None: the doctor trains it when asked
+        self.control: tuple[float, int] | None = None
 
     @property
     def behaviour(self) -> Any:

@@ -23,7 +23,8 @@ def _int_or_none(text: str) -> int | None:
 OPTIONS: list[tuple[str, Any, str]] = [
     ("cell", str, "rnn, lstm or gru (default lstm)"),
     ("activation", str, "rnn only: tanh, relu, identity, softplus, ... (default tanh)"),
-    ("hidden_size", int, "hidden units per layer (default 32)"),
+    ("hidden_size", int, "hidden units per layer (default: series 4 to 32 by training windows, "
+     "else 32)"),
     ("num_layers", int, "stacked recurrent layers (default 1)"),
     ("ensemble", int, "train K differently initialised networks side by side in one pass and "
      "average them (default 1; see docs/performance.md)"),
@@ -52,6 +53,8 @@ OPTIONS: list[tuple[str, Any, str]] = [
     ("windows_per_epoch", int, "train each epoch on this many windows drawn afresh from all "
      "(for very large panels; default all)"),
     ("device", str, "auto, cpu, cuda or cuda:N (default auto: CUDA when available)"),
+    ("threads", int, "CPU threads (default: 1 for small models, all cores for large ones; "
+     "see docs/performance.md)"),
     ("precision", str, "fp32, or bf16/fp16 autocast on CUDA (default fp32)"),
 ]
 

@@ -116,9 +116,9 @@ def tune(data: Any, target: Any = None, *, trials: int, out: str | Path,
     from rnnkit.errors import RnnkitError
 
     threads = torch.get_num_threads()
-    if jobs > 1:
-        # threads share the process: without a cap each trial's torch would use every core
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // jobs))
+    if jobs > 1 and "threads" not in options:
+        # trials share the process: each fit's thread policy must leave the others' cores
+        spec.options["threads"] = max(1, len(os.sched_getaffinity(0)) // jobs)
     try:
         study.optimize(lambda trial: _objective(trial, spec), n_trials=trials,
                        timeout=max_seconds, n_jobs=jobs, catch=(RnnkitError,),
@@ -311,7 +311,7 @@ def add_tune(sub: Any, command: Any) -> None:
     c.add_argument("--features", help="extra input columns, comma-separated")
     c.add_argument("--time", help="time column (default: detected)")
     add_training_options(c)
-    g = c.add_argument_group("search (see docs/tune.md)")
+    g = c.add_argument_group("search (see docs/tuning.md)")
     g.add_argument("--trials", type=int, required=True, metavar="N",
                    help="trials to add to the study")
     g.add_argument("--max-seconds", dest="study_seconds", type=float, default=None,

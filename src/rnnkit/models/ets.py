@@ -7,6 +7,7 @@ map over the model's own window (see :func:`window_weights`). Both fit it here, 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import NamedTuple
 
@@ -99,10 +100,24 @@ def _fit(train: np.ndarray, form: Form) -> EtsFit | None:
 
 def select(train: np.ndarray, period: int | None) -> EtsFit | None:
     """The candidate with the lowest finite AICc, fitted on ``train`` only; None if none fits.
-    Ties keep the simpler form (candidates run from simple to seasonal)."""
-    fits = [f for f in (fit_form(train, form) for form in candidates(train.size, period))
+    Ties keep the simpler form (candidates run from simple to seasonal).
+
+    A fit asks for the same selection twice (the guard, then the ETS baseline), so the last
+    few results are kept, keyed by the exact training values and the period."""
+    values = np.ascontiguousarray(train, dtype=np.float64)
+    key = (hashlib.sha256(values.tobytes()).hexdigest(), period)
+    if key in _SELECTED:
+        return _SELECTED[key]
+    fits = [f for f in (fit_form(values, form) for form in candidates(values.size, period))
             if f is not None and math.isfinite(f.aicc)]
-    return min(fits, key=lambda f: f.aicc) if fits else None
+    best = min(fits, key=lambda f: f.aicc) if fits else None
+    if len(_SELECTED) >= 8:
+        _SELECTED.pop(next(iter(_SELECTED)))  # the oldest
+    _SELECTED[key] = best
+    return best
+
+
+_SELECTED: dict[tuple[str, int | None], EtsFit | None] = {}
 
 
 def window_weights(fit: EtsFit, window: int, horizon: int) -> np.ndarray:

@@ -12,6 +12,8 @@ has its windows materialised at once. The recurrent head starts at zero: the unt
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from rnnkit.data.pairs import Pairs
@@ -28,15 +30,19 @@ AR_ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
 AR_RIDGES = (RIDGE, 1e-3, 1e-2, 1e-1)
 
 
-@torch.no_grad()
-def least_squares(pairs: Pairs, batch: int = 8192, ridge: float = RIDGE
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge-stabilised least squares of flattened targets on flattened windows: (coef
-    (W*F, H*O), intercept (H*O,)) in float64, accumulated batch by batch. ``ridge`` is the
-    penalty relative to the mean variance of the centred window entries.
+class Moments(NamedTuple):
+    """The centred normal equations of flattened windows and targets, float64: what every
+    least-squares fit over (a trailing part of) these windows needs."""
 
-    ``prediction = window.reshape(-1) @ coef + intercept`` in the units of ``pairs``.
-    """
+    mx: torch.Tensor  # (W*F,) window means
+    my: torch.Tensor  # (H*O,) target means
+    xtx: torch.Tensor  # (W*F, W*F)
+    xty: torch.Tensor  # (W*F, H*O)
+
+
+@torch.no_grad()
+def moments(pairs: Pairs, batch: int = 8192) -> Moments:
+    """:class:`Moments` of ``pairs``, accumulated batch by batch."""
     n = len(pairs)
     first = pairs.rows(0, 1)
     d, k = first.inputs[0].numel(), first.targets[0].numel()
@@ -58,14 +64,35 @@ def least_squares(pairs: Pairs, batch: int = 8192, ridge: float = RIDGE
         y = b.targets.reshape(len(x), -1).double() - my  # (B, H*O)
         xtx += x.T @ x
         xty += x.T @ y
+    return Moments(mx, my, xtx, xty)
+
+
+def solve(m: Moments, ridge: float = RIDGE, last: int | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(coef (d, H*O), intercept (H*O,)) of the ridge fit on the ``last`` flattened window
+    entries (all when None); ``ridge`` relative to their mean centred variance."""
+    cols = slice(-last, None) if last else slice(None)
+    xtx, xty, mx = m.xtx[cols, cols], m.xty[cols], m.mx[cols]
+    d = xtx.shape[0]
     if not xtx.any():
         # windows that never vary (a constant series): nothing to regress on, so the map is the
         # mean; the solve would divide zero by a subnormal ridge and give NaN
-        coef = torch.zeros(d, k, dtype=torch.float64)
-        return coef, my - mx @ coef
+        coef = torch.zeros(d, xty.shape[1], dtype=torch.float64)
+        return coef, m.my - mx @ coef
     penalty = ridge * (xtx.trace() / d).clamp_min(torch.finfo(torch.float64).tiny)
-    coef = torch.linalg.solve(xtx + penalty * torch.eye(d, dtype=torch.float64), xty)  # (W*F, H*O)
-    return coef, my - mx @ coef
+    coef = torch.linalg.solve(xtx + penalty * torch.eye(d, dtype=torch.float64), xty)
+    return coef, m.my - mx @ coef
+
+
+def least_squares(pairs: Pairs, batch: int = 8192, ridge: float = RIDGE
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge-stabilised least squares of flattened targets on flattened windows: (coef
+    (W*F, H*O), intercept (H*O,)) in float64. ``ridge`` is the penalty relative to the mean
+    variance of the centred window entries.
+
+    ``prediction = window.reshape(-1) @ coef + intercept`` in the units of ``pairs``.
+    """
+    return solve(moments(pairs, batch), ridge)
 
 
 @torch.no_grad()

@@ -19,8 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from rnnkit.data.pairs import Pairs
-from rnnkit.models.least_squares import least_squares
+from rnnkit.models.least_squares import Moments, solve
 
 
 class LinearMap(NamedTuple):
@@ -54,11 +53,10 @@ class Space(NamedTuple):
     diff: bool
 
 
-def ridge_ar(pairs: Pairs, space: Space, order: int, ridge: float) -> LinearMap:
+def ridge_ar(m: Moments, space: Space, order: int, ridge: float) -> LinearMap:
     """Least squares with ``ridge`` over the last ``order`` rows of each training window (all
-    F columns), zero weight on the older rows."""
-    recent = Pairs(pairs.inputs[:, -order:], pairs.targets)
-    coef, intercept = least_squares(recent, ridge=ridge)  # (order*F, H*O), (H*O,)
+    F columns), zero weight on the older rows; ``m``: the training windows' moments."""
+    coef, intercept = solve(m, ridge, order * space.inputs)  # (order*F, H*O), (H*O,)
     weight = np.zeros((space.horizon * space.targets, space.window * space.inputs))
     weight[:, -order * space.inputs:] = coef.numpy().T
     return LinearMap(weight, intercept.numpy())

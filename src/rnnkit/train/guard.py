@@ -28,7 +28,7 @@ import torch
 
 from rnnkit.data.pairs import Pairs
 from rnnkit.models import ets, linear_maps
-from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES
+from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, moments
 from rnnkit.models.linear_maps import LinearMap, Space
 from rnnkit.models.network import RecurrentNet
 
@@ -124,19 +124,20 @@ class Scorer(NamedTuple):
 
 
 def best_ar(train: Pairs, val: Pairs, space: Space, score: Scorer) -> tuple[str, LinearMap]:
-    """Ridge AR with the order and ridge that score best on validation."""
+    """Ridge AR with the order and ridge that score best on validation (one pass over the
+    training windows: every order's fit is a block of the same normal equations)."""
+    m = moments(train)
     best: tuple[float, str, LinearMap] | None = None
     for order in sorted({p for p in AR_ORDERS if p < space.window} | {space.window}):
         if len(train) < 2 * (order * space.inputs + 1):
             break  # too few windows for this many lags
         for ridge in AR_RIDGES:
-            m = linear_maps.ridge_ar(train, space, order, ridge)
-            s = score(m.apply(val.inputs))
+            fitted = linear_maps.ridge_ar(m, space, order, ridge)
+            s = score(fitted.apply(val.inputs))
             if best is None or s < best[0]:
-                best = (s, f"AR({order})", m)
+                best = (s, f"AR({order})", fitted)
     if best is None:
-        m = linear_maps.ridge_ar(train, space, 1, AR_RIDGES[-1])
-        return "AR(1)", m
+        return "AR(1)", linear_maps.ridge_ar(m, space, 1, AR_RIDGES[-1])
     return best[1], best[2]
 
 

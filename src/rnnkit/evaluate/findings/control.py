@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rnnkit.config import TrainConfig
+from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.data.pairs import Pairs
 from rnnkit.evaluate.findings.base import Finding, Subject
 from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.train import objectives
-from rnnkit.train.loop import History, evaluate_loss, train
+from rnnkit.train.loop import evaluate_loss, train
 
 CLEARLY_BETTER = 0.8  # the real model's loss must be below 80% of the control's
 CONTROL_EPOCHS = 30
@@ -53,55 +54,86 @@ def shuffle_targets(pairs: Pairs, rng: np.random.Generator) -> Pairs:
     return Pairs(pairs.inputs, pairs.targets[perm], mask, pairs.lengths)
 
 
-def _train_config(s: Subject, epochs: int) -> TrainConfig:
+@dataclass
+class ControlTask:
+    """Everything the control trains on, without the run: small contiguous tensors and
+    configs, so that it can train in another process while the real model trains."""
+
+    model: ModelConfig
+    train: TrainConfig
+    objective: str
+    prompt: int
+    shuffled: Pairs
+    val: Pairs
+
+
+def control_task(model: ModelConfig, train_options: dict, objective: str, prompt: int,
+                 train_pairs: Pairs, val_pairs: Pairs) -> ControlTask | None:
+    """The control of a run with these configs and pairs (None: too few training pairs).
+    Subsets are drawn, targets shuffled and the epochs set here, from the run's seed."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    saved = {k: v for k, v in s.config.get("train", {}).items() if k in names}
-    cfg = TrainConfig(**saved)
-    return dataclasses.replace(cfg, epochs=min(cfg.epochs, epochs), quiet=True,
-                               max_seconds=None)
+    cfg = TrainConfig(**{k: v for k, v in train_options.items() if k in names})
+    rng = np.random.default_rng(cfg.seed)
+    train_pairs = _subset(train_pairs, TRAIN_PAIRS, rng)
+    if len(train_pairs) < 4:
+        return None
+    val_pairs = _subset(val_pairs if len(val_pairs) else train_pairs, VAL_PAIRS, rng)
+    per_epoch = len(train_pairs) * int(train_pairs.inputs.shape[1])  # sample x time steps
+    epochs = max(MIN_EPOCHS, min(CONTROL_EPOCHS, CONTROL_WORK // max(per_epoch, 1)))
+    cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, epochs), quiet=True,
+                              max_seconds=None, threads=1)
+    return ControlTask(model, cfg, objective, prompt,
+                       _compact(shuffle_targets(train_pairs, rng)), _compact(val_pairs))
+
+
+def _compact(pairs: Pairs) -> Pairs:
+    """Own contiguous copies: a view would carry (and pickle) the whole series buffer."""
+    def own(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.contiguous().clone()
+
+    return Pairs(own(pairs.inputs), own(pairs.targets), own(pairs.mask), own(pairs.lengths))
+
+
+def run_task(task: ControlTask) -> tuple[float, int]:
+    """Train the control: (its validation loss, its epochs). One thread: a small control
+    model is bound by per-operation overhead, where more threads only add waiting."""
+    objective = objectives.pick(task.objective, task.prompt)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(task.train.seed)
+            model = RecurrentNet(task.model)
+            started = least_squares_start(model, task.shuffled)  # as the real fit started
+            groups = param_groups(model, task.train.lr) if started else None
+            history = train(model, task.shuffled, task.val, task.train, objective, None, groups)
+        model.eval()
+        return evaluate_loss(model, task.val, objective), len(history.records) - 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def subject_task(s: Subject) -> ControlTask | None:
+    """The control task of the run under examination, or None without data."""
+    if not s.has_data:
+        return None
+    prompt = int(getattr(s.pipeline, "prompt_length", 0) or 0)
+    # one network of the members' size: an ensemble's control is one member
+    return control_task(dataclasses.replace(s.run.model.cfg, ensemble=1), s.config.get("train", {}),
+                        str(s.config.get("objective", "teacher")), prompt, s.pairs("train"),
+                        s.pairs("val"))
 
 
 def control_loss(s: Subject) -> tuple[float, float, int] | None:
     """(real model's loss, control's loss, control epochs) on the validation pairs (training
-    pairs when there is no validation split), or None without data."""
-    if not s.has_data:
+    pairs when there is no validation split), or None without data. A control trained beside
+    the fit (``Run.control``) is used as it is."""
+    task = subject_task(s)
+    if task is None:
         return None
-    seed = int(s.config.get("train", {}).get("seed", 0))
-    rng = np.random.default_rng(seed)
-    train_pairs = _subset(s.pairs("train"), TRAIN_PAIRS, rng)
-    if len(train_pairs) < 4:
-        return None
-    val_pairs = s.pairs("val") if len(s.pairs("val")) else s.pairs("train")
-    val_pairs = _subset(val_pairs, VAL_PAIRS, rng)
-    prompt = int(getattr(s.pipeline, "prompt_length", 0) or 0)
-    objective = objectives.pick(str(s.config.get("objective", "teacher")), prompt)
-    real = evaluate_loss(s.run.model, val_pairs, objective)
-    per_epoch = len(train_pairs) * int(train_pairs.inputs.shape[1])  # sample x time steps
-    epochs = max(MIN_EPOCHS, min(CONTROL_EPOCHS, CONTROL_WORK // max(per_epoch, 1)))
-    cfg = _train_config(s, epochs)
-    shuffled = shuffle_targets(train_pairs, rng)
-    threads = torch.get_num_threads()
-    # One thread: a small control model is bound by per-operation overhead, where more threads
-    # only add synchronisation, and on a busy machine make each step wait for a free core.
-    torch.set_num_threads(1)
-    try:
-        history, model = _train_control(s, shuffled, val_pairs, cfg, objective)
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return real, evaluate_loss(model, val_pairs, objective), len(history.records) - 1
-
-
-def _train_control(s: Subject, shuffled: Pairs, val_pairs: Pairs, cfg: TrainConfig,
-                   objective: objectives.Objective) -> tuple[History, RecurrentNet]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = RecurrentNet(s.run.model.cfg)
-        # the same set-up as the real fit
-        started = least_squares_start(model, shuffled)
-        groups = param_groups(model, cfg.lr) if started else None
-        history = train(model, shuffled, val_pairs, cfg, objective, None, groups)
-    return history, model
+    found = s.run.control if s.run.control is not None else run_task(task)
+    real = evaluate_loss(s.run.model, task.val, objectives.pick(task.objective, task.prompt))
+    return real, found[0], found[1]
 
 
 def check_control(s: Subject) -> list[Finding]:
