@@ -100,6 +100,23 @@ def scaled(a: np.ndarray, train_rows: int) -> np.ndarray:
     return ((a - mu) / (sd if sd > 0 else 1.0)).astype(np.float32)
 
 
+def window_split(series: np.ndarray, w: int) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_val, y_val): windows of ``w`` -> the next value, 70/15 split."""
+    n = len(series)
+    train_end, val_end = round(n * 0.7), round(n * 0.85)
+    z = torch.from_numpy(scaled(series, train_end))[:, None]
+    win = z.unfold(0, w, 1).permute(0, 2, 1)  # (n - w + 1, w, 1)
+    tr_o = np.arange(w - 1, train_end - 1)
+    va_o = np.arange(train_end - 1, val_end - 1)
+    return (win[tr_o - w + 1].contiguous(), z[tr_o + 1][:, None, :],
+            win[va_o - w + 1].contiguous(), z[va_o + 1][:, None, :])
+
+
+def last_step_loss(net: Net, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    out, _ = net.rnn(x)
+    return ((net.head(out[:, -1])[:, None, :] - y) ** 2).mean()
+
+
 # --- cases ---------------------------------------------------------------------------------
 COMMON = dict(quiet=True, early_stopping=0, lr_patience=0, linear_path=False, seed=0)
 
@@ -181,22 +198,10 @@ def case_sunspots(impl: str, smoke: bool) -> dict:
                          epochs=epochs, batch_size=64, lr=3e-3, **COMMON)
         return {"seconds": run.config["training"]["seconds"],
                 "fit_seconds": time.perf_counter() - t}
-    n, w = len(series), 48
-    train_end, val_end = round(n * 0.7), round(n * 0.85)
-    z = torch.from_numpy(scaled(series, train_end))[:, None]
-    win = z.unfold(0, w, 1).permute(0, 2, 1)  # (n - w + 1, w, 1)
-    tr_o = np.arange(w - 1, train_end - 1)
-    va_o = np.arange(train_end - 1, val_end - 1)
-    x_tr, y_tr = win[tr_o - w + 1].contiguous(), z[tr_o + 1][:, None, :]
-    x_va, y_va = win[va_o - w + 1].contiguous(), z[va_o + 1][:, None, :]
     torch.manual_seed(0)
     net = Net(nn.LSTM(1, 64, batch_first=True), 64, 1)
-
-    def loss_fn(net, x, y):
-        out, _ = net.rnn(x)
-        return ((net.head(out[:, -1])[:, None, :] - y) ** 2).mean()
-
-    return {"seconds": reference_train(net, loss_fn, x_tr, y_tr, x_va, y_va, epochs, 64, 3e-3)}
+    return {"seconds": reference_train(net, last_step_loss, *window_split(series, 48), epochs,
+                                       64, 3e-3)}
 
 
 def case_adder(impl: str, smoke: bool) -> dict:
@@ -373,21 +378,10 @@ def case_daily(impl: str, smoke: bool) -> dict:
                 busy.join()
         return {"seconds": run.config["training"]["seconds"], "fit_seconds": whole,
                 "epochs": len(run.history) - 1, "window": run.config["model"]["window"]}
-    w, n = 256, len(frame)
-    z = torch.from_numpy(scaled(frame["y"].to_numpy(np.float64), round(n * 0.7)))[:, None]
-    win = z.unfold(0, w, 1).permute(0, 2, 1)
-    train_end, val_end = round(n * 0.7), round(n * 0.85)
-    tr_o, va_o = np.arange(w - 1, train_end - 1), np.arange(train_end - 1, val_end - 1)
-    x_tr, y_tr = win[tr_o - w + 1].contiguous(), z[tr_o + 1][:, None, :]
-    x_va, y_va = win[va_o - w + 1].contiguous(), z[va_o + 1][:, None, :]
     torch.manual_seed(0)
     net = Net(nn.LSTM(1, 32, batch_first=True), 32, 1)
-
-    def loss_fn(net, x, y):
-        out, _ = net.rnn(x)
-        return ((net.head(out[:, -1])[:, None, :] - y) ** 2).mean()
-
-    return {"seconds": reference_train(net, loss_fn, x_tr, y_tr, x_va, y_va,
+    return {"seconds": reference_train(net, last_step_loss,
+                                       *window_split(frame["y"].to_numpy(np.float64), 256),
                                        2 if smoke else DAILY_EPOCHS, 64, 3e-3)}
 
 

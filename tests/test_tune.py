@@ -130,8 +130,9 @@ def test_the_pruner_stops_a_lagging_fit(sun: Path) -> None:
     assert run.config["training"]["stop_reason"] == "pruned by the tuner"
 
 
-def test_ctrl_c_keeps_the_finished_trials(sun: Path, tmp_path: Path) -> None:
-    out = tmp_path / "tuned"
+def interrupted_study(sun: Path, out: Path) -> str:
+    """Start a long study in a real process, Ctrl-C it once a trial has finished; returns
+    what it printed on stderr after that first trial's line."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "tune", str(sun), "--target", "sunspot_number",
          "--trials", "500", *FAST, "--out", str(out)],
@@ -142,6 +143,12 @@ def test_ctrl_c_keeps_the_finished_trials(sun: Path, tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
     assert proc.returncode == 130
+    return rest
+
+
+def test_ctrl_c_keeps_the_finished_trials(sun: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    rest = interrupted_study(sun, out)
     lines = [line for line in rest.splitlines() if not line.startswith("trial ")]
     assert len(lines) == 1 and "interrupted" in lines[0]
     assert len(pd.read_csv(out / "trials.csv")) >= 1
@@ -151,15 +158,7 @@ def test_ctrl_c_keeps_the_finished_trials(sun: Path, tmp_path: Path) -> None:
 def test_an_interrupted_study_continues_and_its_best_run_loads(sun: Path, tmp_path: Path
                                                                ) -> None:
     out = tmp_path / "tuned"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnkit", "tune", str(sun), "--target", "sunspot_number",
-         "--trials", "500", *FAST, "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-    assert proc.stderr is not None
-    assert proc.stderr.readline().startswith("trial 0")
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    interrupted_study(sun, out)
     before = pd.read_csv(out / "trials.csv")
     done = before[before["state"] == "COMPLETE"]
     assert len(done) >= 1
