@@ -274,12 +274,13 @@ def case_generate(impl: str, smoke: bool) -> dict:
         x = torch.from_numpy(((prompts - shift) / scale).astype(np.float32))[:, :, None]
         enc(x[:10])
         t = time.perf_counter()
+        lin = run.model.linear  # the model's linear path acts at every step, fed back too
         out, state = enc(x)
-        y = head(out[:, -1]) + run.model.linear(x[:, -1]) if run.model.linear else head(out[:, -1])
+        y = head(out[:, -1]) + lin(x[:, -1]) if lin is not None else head(out[:, -1])
         ys = [y]
         for _ in range(steps - 1):
             out, state = enc(y[:, None, :], state)
-            y = head(out[:, -1])
+            y = head(out[:, -1]) + lin(y) if lin is not None else head(out[:, -1])
             ys.append(y)
         (torch.stack(ys, 1).numpy() * scale + shift)
         return {"seconds": time.perf_counter() - t}

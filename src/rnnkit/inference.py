@@ -180,11 +180,11 @@ def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray]
         raise DataError(f"steps={steps} must be at least 1.")
     model.eval()
     out = np.zeros((len(prompts), steps, pipe.n_outputs))
-    by_len: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        by_len.setdefault(len(p), []).append(i)
-    for idx in by_len.values():
-        x = torch.from_numpy(pipe.inputs_to_model(np.stack([prompts[i] for i in idx])))
+    lengths = np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts))
+    groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+    for idx in groups:
+        same = np.stack(prompts) if len(groups) == 1 else np.stack([prompts[i] for i in idx])
+        x = torch.from_numpy(pipe.inputs_to_model(same))
         y = model.generate(x, steps)  # (B, steps, O)
         out[idx] = pipe.outputs_to_units(y.numpy().astype(np.float64))
     return out
