@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.models.ets import MIN_TRAIN, EtsFit, select, statsmodels_model
+from rnnkit.models.ets import EtsFit, checked, statsmodels_model
 
 
 class EtsForecasts(NamedTuple):
@@ -81,21 +81,13 @@ def ets_forecasts(series: np.ndarray, origins: np.ndarray, horizon: int, train_e
     raises on odd data (the result then holds a note instead of forecasts)."""
     values = np.asarray(series, dtype=np.float64)
     origins = np.asarray(origins, dtype=np.int64)
-    train = values[:train_end]
-    if train.size < MIN_TRAIN:
-        return EtsForecasts(None, None, f"ETS left out: {train.size} training values, it needs "
-                                        f"at least {MIN_TRAIN}.")
     if origins.size == 0 or not np.isfinite(values[: int(origins.max()) + 1]).all():
         return EtsForecasts(None, None, "ETS left out: missing or infinite values.")
-    if np.ptp(train) == 0:
-        return EtsForecasts(None, None, "ETS left out: the training values are constant.")
+    fit, why = checked(values[:train_end], period)
+    if fit is None:
+        return EtsForecasts(None, None, f"ETS left out: {why}")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # statsmodels warns on hard optimisations; the fit's result is checked instead
-        warnings.simplefilter("ignore")
-        fit = select(train, period)
-        if fit is None:
-            return EtsForecasts(None, None, "ETS left out: no form converged on the training "
-                                            "values.")
+        warnings.simplefilter("ignore")  # statsmodels on odd states; the result is checked
         try:
             pred = forecast(values, origins, horizon, fit)
         except Exception:  # a baseline on odd data must never stop a fit

@@ -22,7 +22,7 @@ from torch import nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data.pairs import Pairs
-from rnnkit.models.least_squares import LINEAR_LR_SCALE, least_squares_start
+from rnnkit.models.least_squares import LINEAR_LR_SCALE, least_squares, least_squares_start
 from rnnkit.models.network import RecurrentNet
 
 
@@ -47,12 +47,15 @@ class Members(nn.Module):
     def __init__(self, cfg: ModelConfig, seed: int, train_pairs: Pairs | None) -> None:
         super().__init__()
         self.cfg, k = cfg, cfg.ensemble
+        # every member's linear path starts at the same least-squares fit: solved once
+        fit = (least_squares(train_pairs) if train_pairs is not None and len(train_pairs)
+               and cfg.linear_path and cfg.head == "last" else None)
         nets = []
         for m in range(k):
             torch.manual_seed(seed + m)  # member m starts as the fit of seed + m would
             net = RecurrentNet(member_config(cfg))
-            if train_pairs is not None:
-                least_squares_start(net, train_pairs)
+            if fit is not None:
+                least_squares_start(net, train_pairs, fit=fit)
             nets.append(net)
         net = RecurrentNet(cfg)  # the averaged model; its encoder is trained here
         self.encoder = net.encoder

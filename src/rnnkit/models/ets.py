@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -149,3 +150,19 @@ def window_weights(fit: EtsFit, window: int, horizon: int) -> np.ndarray:
     damped = np.cumsum(phi ** steps.astype(np.float64)) if form.trend else np.zeros(horizon)
     back = (steps - 1) % m  # the seasonal state of the same phase, m rows before the target
     return level[None] + damped[:, None] * trend[None] + (season[back] if form.period else 0.0)
+
+
+def checked(train: np.ndarray, period: int | None) -> tuple[EtsFit | None, str]:
+    """:func:`select` on odd data too: (the fit, "") or (None, why ETS is left out). Never
+    raises; statsmodels' warnings on hard optimisations are silenced (the fit is checked)."""
+    train = np.asarray(train, dtype=np.float64)
+    if train.size < MIN_TRAIN:
+        return None, f"{train.size} training values, it needs at least {MIN_TRAIN}."
+    if not np.isfinite(train).all():
+        return None, "missing or infinite values."
+    if np.ptp(train) == 0:
+        return None, "the training values are constant."
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = select(train, period)
+    return (fit, "") if fit is not None else (None, "no form converged on the training values.")

@@ -96,12 +96,14 @@ def least_squares(pairs: Pairs, batch: int = 8192, ridge: float = RIDGE
 
 
 @torch.no_grad()
-def least_squares_start(model: RecurrentNet, pairs: Pairs, batch: int = 8192) -> bool:
-    """Set the linear path to the least-squares fit on ``pairs`` (window -> horizon targets)
-    and the recurrent head to zero. Returns whether the model has such a path to start."""
+def least_squares_start(model: RecurrentNet, pairs: Pairs, batch: int = 8192,
+                        fit: tuple[torch.Tensor, torch.Tensor] | None = None) -> bool:
+    """Set the linear path to the least-squares fit on ``pairs`` (window -> horizon targets;
+    ``fit``: that fit, already computed) and the recurrent head to zero. Returns whether the
+    model has such a path to start."""
     if model.linear is None or model.cfg.head != "last" or len(pairs) == 0:
         return False
-    coef, intercept = least_squares(pairs, batch)
+    coef, intercept = fit if fit is not None else least_squares(pairs, batch)
     model.linear.weight.copy_(coef.T.float())
     if model.linear.bias is not None:
         # the intercept lives in head.bias; a random linear bias would offset every prediction

@@ -20,7 +20,6 @@ validation rows only; the test rows are never read.
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -85,7 +84,7 @@ def simple_maps(space: Space, values: np.ndarray, train_end: int, period: int | 
         seasonal = [linear_maps.seasonal_naive(space, j, period) for j in range(o)]
         if all(m is not None for m in seasonal):
             out["seasonal naive"] = linear_maps.per_target(seasonal)
-    fits = [_ets(values[:train_end, j], period) for j in range(o)]
+    fits = [ets.checked(values[:train_end, j], period)[0] for j in range(o)]
     if all(f is not None for f in fits):
         n = linear_maps.levels_needed(space)
         maps = [linear_maps.level_filter(space, j, ets.window_weights(f, n, space.horizon),
@@ -94,15 +93,6 @@ def simple_maps(space: Space, values: np.ndarray, train_end: int, period: int | 
         out[f"ETS({'/'.join(labels) if len(labels) < 3 else 'per column'})"] = (
             linear_maps.per_target(maps))
     return out
-
-
-def _ets(train: np.ndarray, period: int | None) -> ets.EtsFit | None:
-    train = np.asarray(train, dtype=np.float64)
-    if train.size < ets.MIN_TRAIN or np.ptp(train) == 0 or not np.isfinite(train).all():
-        return None
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # hard optimisations warn; the fit is checked instead
-        return ets.select(train, period)
 
 
 class Scorer(NamedTuple):
@@ -176,11 +166,6 @@ def choose(items: list[Candidate], net_out: np.ndarray, val: Pairs, score: Score
     mse = {k: float(np.mean(e)) for k, e in errors.items()}
     best = min(items, key=lambda c: mse[c.name])
     return best, {k: float(np.sqrt(v)) for k, v in mse.items()}
-
-
-def members(c: Candidate) -> int:
-    """How many forecasters ``c`` averages."""
-    return c.name.count(" + ") + 1
 
 
 @torch.no_grad()
