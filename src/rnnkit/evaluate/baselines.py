@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rnnkit.data.pairs import series_windows
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, RIDGE, least_squares
+from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, RIDGE, moments, solve
 
 _CHUNK = 65_536  # AR windows held at once: memory stays flat on long series
 
@@ -95,7 +95,14 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int,
         >>> round(float(ar.coef[0, 0]), 6), ar.order
         (0.5, 1)
     """
-    values = _check_series(series, train_end)
+    fits = _ar_fits(_check_series(series, train_end), horizon, train_end, order, (ridge,))
+    return None if fits is None else fits[0]
+
+
+def _ar_fits(values: np.ndarray, horizon: int, train_end: int, order: int,
+             ridges: tuple[float, ...]) -> list[LinearAR] | None:
+    """:func:`fit_linear_ar` at each of ``ridges``, from one pass over the training windows
+    (the normal equations do not depend on the ridge)."""
     if horizon < 1 or order < 1:
         raise ConfigError(
             f"fit_linear_ar got horizon={horizon}, order={order}; expected both >= 1."
@@ -107,9 +114,9 @@ def fit_linear_ar(series: np.ndarray, horizon: int, train_end: int, order: int,
         return None
     train = torch.from_numpy(np.ascontiguousarray(values[:train_end]))[:, None]  # (rows, 1)
     # windows are views of the training part: a long series is never copied window by window
-    pairs = series_windows(train, 1, order, horizon, range(order - 1, train_end - horizon))
-    coef, intercept = least_squares(pairs, ridge=ridge)  # (p, h), (h,)
-    return LinearAR(coef=coef.numpy(), intercept=intercept.numpy(), order=order)
+    m = moments(series_windows(train, 1, order, horizon, range(order - 1, train_end - horizon)))
+    return [LinearAR(coef=c.numpy(), intercept=i.numpy(), order=order)
+            for c, i in (solve(m, ridge) for ridge in ridges)]  # (p, h), (h,)
 
 
 def choose_ar(series: np.ndarray, horizon: int, train_end: int, val_end: int,
@@ -128,16 +135,16 @@ def choose_ar(series: np.ndarray, horizon: int, train_end: int, val_end: int,
     best: tuple[float, LinearAR] | None = None
     tried: set[int] = set()
     for order in sorted(set(AR_ORDERS) | {int(a) for a in also if a}):
-        for ridge in AR_RIDGES:
-            ar = fit_linear_ar(values, horizon, train_end, order, ridge)
-            if ar is None or ar.order in tried:
-                return None if best is None else best[1]  # lowered to an order already tried
-            if truth is None:
-                return ar
+        fits = _ar_fits(values, horizon, train_end, order, AR_RIDGES)
+        if fits is None or fits[0].order in tried:
+            break  # too short, or lowered to an order already tried
+        if truth is None:
+            return fits[0]
+        for ar in fits:
             err = float(np.mean((_ar_forecasts(values, origins, horizon, ar) - truth) ** 2))
             if best is None or err < best[0]:
                 best = (err, ar)
-        tried.add(ar.order)
+        tried.add(fits[0].order)
     return None if best is None else best[1]
 
 

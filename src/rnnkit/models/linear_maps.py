@@ -33,6 +33,10 @@ class LinearMap(NamedTuple):
         x = inputs.reshape(inputs.shape[0], -1).double().numpy()
         return x @ self.weight.T + self.bias
 
+    def scaled(self, k: float) -> LinearMap:
+        """``k`` times this map: its share in an average with the network."""
+        return LinearMap(self.weight * k, self.bias * k)
+
     @staticmethod
     def mix(maps: list[LinearMap]) -> LinearMap:
         """The equal-weight average of ``maps``: itself a map."""

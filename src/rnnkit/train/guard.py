@@ -140,11 +140,10 @@ def menu(ar: tuple[str, LinearMap], simple: dict[str, LinearMap]) -> list[Candid
     if ets_name is not None:
         e = simple[ets_name]
         items += [Candidate(f"{ets_name} + {ar_name}", 0.0, LinearMap.mix([e, ar_map])),
-                  Candidate(f"network + {ets_name}", 0.5, LinearMap(e.weight / 2, e.bias / 2)),
+                  Candidate(f"network + {ets_name}", 0.5, e.scaled(1 / 2)),
                   Candidate(f"network + {ets_name} + {ar_name}", 1 / 3,
-                            LinearMap((e.weight + ar_map.weight) / 3, (e.bias + ar_map.bias) / 3))]
-    items.append(Candidate(f"network + {ar_name}", 0.5,
-                           LinearMap(ar_map.weight / 2, ar_map.bias / 2)))
+                            LinearMap.mix([e, ar_map]).scaled(2 / 3))]
+    items.append(Candidate(f"network + {ar_name}", 0.5, ar_map.scaled(1 / 2)))
     return items
 
 
@@ -202,13 +201,14 @@ def guard(model: RecurrentNet, pipe: object, encoded: object) -> dict:
     origins = np.asarray(pipe.origins("val", n))
     steps = origins[:, None] + np.arange(1, space.horizon + 1)[None, :]
     truth = np.asarray(values, dtype=np.float64)[steps][..., : space.targets]  # (N, H, O)
+    train_end = pipe.bounds(n)[0]
     # one target: RMSE in its own units; several: each divided by its spread, to count alike
     scale = (np.ones(1) if space.targets == 1 else
-             np.maximum(np.std(values[: pipe.bounds(n)[0], : space.targets], axis=0), 1e-12))
+             np.maximum(np.std(values[:train_end, : space.targets], axis=0), 1e-12))
     score = Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
     net_out = model(val.inputs)[0].reshape(len(val), -1).double().numpy()
     items = menu(best_ar(train, val, space, score),
-                 simple_maps(space, values, pipe.bounds(n)[0], pipe.period))
+                 simple_maps(space, values, train_end, pipe.period))
     best, scores = choose(items, net_out, val, score)
     fold_in(model, best)
     record = Choice(best.name, scores).to_json()
