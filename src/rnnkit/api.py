@@ -33,7 +33,7 @@ from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run
-from rnnkit.train import checkpoint, distributed, objectives
+from rnnkit.train import checkpoint, distributed, objectives, rolling
 from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.guard import guard
@@ -317,7 +317,8 @@ def _train(data: Any, prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, obj
         config["ensemble"] = model.scores(pipe.pairs(prep.encoded, "val"))
         model = model.collapse().eval()
     if tcfg.guard and prep.kind == "series" and world.main:
-        config["guard"] = guard(model, pipe, prep.encoded)
+        config["guard"] = guard(model, pipe, prep.encoded, _earlier_cuts(prep, options, tcfg,
+                                                                         objective))
         said = config["guard"].get("note")
         config["notes"] = [*config.get("notes", []), *([said] if said else [])]
     run = Run(model, pipe, config, history.records, prep.encoded, kind.tail(pipe, prep.data))
@@ -336,6 +337,33 @@ def _control_beside(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objec
                         prep.dcfg.prompt_length, pipe.pairs(prep.encoded, "train"),
                         pipe.pairs(prep.encoded, "val"))
     return None if task is None else Beside(task)
+
+
+def _earlier_cuts(prep: _Prepared, options: dict, tcfg: TrainConfig, objective: str
+                  ) -> list[dict]:
+    """The guard's rolling-origin folds (``train/rolling.py``): this fit's recipe repeated,
+    quietly and in this process, on earlier cuts of a series whose validation part is small;
+    [] when it is not."""
+    pipe, n = prep.pipe, len(prep.data.values)
+    if not rolling.wanted(len(pipe.origins("val", n))):
+        return []
+    kind, (_, m_opts, _) = KINDS[prep.kind], _model_options(options)
+    quiet = replace(tcfg, quiet=True)
+
+    def fit_rows(rows: int, split: tuple) -> tuple:
+        cut, data = kind.pipeline.fit(prep.data.head(rows), replace(prep.dcfg, split=split))
+        mcfg = ModelConfig(**{**kind.model_defaults(cut), **m_opts,
+                              **kind.model_shape(cut, data)})
+        encoded = cut.encode(data)
+        pairs = cut.pairs(encoded, "train")
+        model, groups = _build(mcfg, quiet, objective, pairs)
+        loss = objectives.pick(objective, prep.dcfg.prompt_length, mcfg.loss, mcfg.quantiles,
+                               mcfg.ensemble)
+        train(model, pairs, cut.pairs(encoded, "val"), quiet, loss, None, groups)
+        model.eval()
+        return (model.collapse() if isinstance(model, Members) else model).eval(), cut, encoded
+
+    return rolling.earlier_errors(fit_rows, *pipe.bounds(n))
 
 
 def _build(mcfg: ModelConfig, tcfg: TrainConfig, objective: str, train_pairs: Any

@@ -16,10 +16,16 @@ choice is an affine map of the window plus ``a`` times the recurrent head (``a``
 or 1), so the chosen forecaster *is* the model: predict, forecast, intervals, streaming and the
 saved run need nothing new. Fitted values use the training rows only; the choice uses the
 validation rows only; the test rows are never read.
+
+On a short series the validation part holds too few forecasts to choose on (the Nile: 15).
+There the same fit is repeated on earlier cuts of the series (``train/rolling.py``) and each
+candidate's *recipe* ("network + ETS + AR", the orders and forms refitted per cut) is scored
+over every cut's validation block: rolling-origin validation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -33,23 +39,21 @@ from rnnkit.models.network import RecurrentNet
 
 
 class Candidate(NamedTuple):
-    """A forecaster on the menu: ``network`` times the recurrent head plus ``map``."""
+    """A forecaster on the menu: ``network`` times the recurrent head plus ``map``. ``recipe``
+    is its name without what was fitted ("network + AR" for "network + AR(8)"): the same
+    recipe refitted on an earlier cut of the series is the same candidate there."""
 
     name: str
+    recipe: str
     network: float
     map: LinearMap | None  # None: the network alone
 
 
-class Choice(NamedTuple):
-    """The candidate kept and every candidate's validation RMSE (original units, all targets
-    scaled alike), for config.json and the fit's report."""
+class Scored(NamedTuple):
+    """Every candidate of one fit and, by recipe, its (N,) squared validation errors."""
 
-    name: str
-    scores: dict[str, float]
-
-    def to_json(self) -> dict:
-        return {"chosen": self.name, "val_rmse": {k: round(v, 6) for k, v in
-                                                 self.scores.items()}}
+    items: list[Candidate]
+    errors: dict[str, np.ndarray]
 
 
 def applies(model: RecurrentNet) -> str | None:
@@ -134,37 +138,36 @@ def best_ar(train: Pairs, val: Pairs, space: Space, score: Scorer) -> tuple[str,
 def menu(ar: tuple[str, LinearMap], simple: dict[str, LinearMap]) -> list[Candidate]:
     """Every candidate: the network, each simple map, and the combinations."""
     ar_name, ar_map = ar
-    items = [Candidate("network", 1.0, None), Candidate(ar_name, 0.0, ar_map)]
-    items += [Candidate(k, 0.0, m) for k, m in simple.items()]
+    items = [Candidate("network", "network", 1.0, None), Candidate(ar_name, "AR", 0.0, ar_map)]
+    items += [Candidate(k, k.split("(")[0], 0.0, m) for k, m in simple.items()]
     ets_name = next((k for k in simple if k.startswith("ETS")), None)
     if ets_name is not None:
         e = simple[ets_name]
-        items += [Candidate(f"{ets_name} + {ar_name}", 0.0, LinearMap.mix([e, ar_map])),
-                  Candidate(f"network + {ets_name}", 0.5, e.scaled(1 / 2)),
-                  Candidate(f"network + {ets_name} + {ar_name}", 1 / 3,
+        items += [Candidate(f"{ets_name} + {ar_name}", "ETS + AR", 0.0,
+                            LinearMap.mix([e, ar_map])),
+                  Candidate(f"network + {ets_name}", "network + ETS", 0.5, e.scaled(1 / 2)),
+                  Candidate(f"network + {ets_name} + {ar_name}", "network + ETS + AR", 1 / 3,
                             LinearMap.mix([e, ar_map]).scaled(2 / 3))]
-    items.append(Candidate(f"network + {ar_name}", 0.5, ar_map.scaled(1 / 2)))
+    items.append(Candidate(f"network + {ar_name}", "network + AR", 0.5, ar_map.scaled(1 / 2)))
     return items
 
 
-def choose(items: list[Candidate], net_out: np.ndarray, val: Pairs, score: Scorer
-           ) -> tuple[Candidate, dict[str, float]]:
-    """Among the candidates within one standard error of the lowest validation MSE, the one
-    that averages the most forecasters, then the lowest MSE.
-
-    The standard error is that of the paired per-forecast differences to the best. Why not
-    the lowest alone: on 15 to 30 validation points, which of two close simple models wins
-    is mostly noise, and the average of both is rarely worse than either on later data.
-    """
-    errors = {}
-    for c in items:
-        out = c.network * net_out
-        if c.map is not None:
-            out = out + c.map.apply(val.inputs)
-        errors[c.name] = score.errors(out)
-    mse = {k: float(np.mean(e)) for k, e in errors.items()}
-    best = min(items, key=lambda c: mse[c.name])
-    return best, {k: float(np.sqrt(v)) for k, v in mse.items()}
+def choose(scored: Scored, earlier: Sequence[dict[str, np.ndarray]] = ()
+           ) -> tuple[Candidate, dict]:
+    """The candidate whose recipe has the lowest validation MSE, averaged over this fit's
+    validation part and the ``earlier`` cuts' (recipes missing from a cut are not chosen);
+    and what config.json keeps of the choice."""
+    folds = [scored.errors, *earlier]
+    usable = [c for c in scored.items if all(c.recipe in f for f in folds)]
+    mse = {c.recipe: float(np.mean([np.mean(f[c.recipe]) for f in folds])) for c in usable}
+    best = min(usable, key=lambda c: mse[c.recipe])
+    record = {"chosen": best.name, "recipe": best.recipe, "val_rmse": {
+        c.name: round(float(np.sqrt(np.mean(scored.errors[c.recipe]))), 6)
+        for c in scored.items}}
+    if earlier:
+        record["folds"] = len(folds)
+        record["fold_rmse"] = {k: round(float(np.sqrt(v)), 6) for k, v in mse.items()}
+    return best, record
 
 
 @torch.no_grad()
@@ -184,19 +187,32 @@ def fold_in(model: RecurrentNet, c: Candidate) -> None:
 
 
 @torch.no_grad()
-def guard(model: RecurrentNet, pipe: object, encoded: object) -> dict:
-    """Choose on validation and fold the choice into ``model`` (CPU, eval mode); returns what
+def guard(model: RecurrentNet, pipe: object, encoded: object,
+          earlier: Sequence[dict[str, np.ndarray]] = ()) -> dict:
+    """Choose on validation (and the ``earlier`` cuts' validation errors, ``score`` of the
+    same fit on each) and fold the choice into ``model`` (CPU, eval mode); returns what
     config.json keeps: the choice and the scores, or why the guard did not run."""
+    scored = score(model, pipe, encoded)
+    if isinstance(scored, str):
+        return {"skipped": scored}
+    best, record = choose(scored, earlier)
+    fold_in(model, best)
+    return {**record, "note": note(record)}
+
+
+@torch.no_grad()
+def score(model: RecurrentNet, pipe: object, encoded: object) -> Scored | str:
+    """Every candidate's validation errors for this fit, or why the guard cannot run."""
     why = applies(model)
     if why is None and getattr(pipe, "shape", None) != "window":
         why = "the run does not forecast from windows"
     if why is not None:
-        return {"skipped": why}
+        return why
     values = np.asarray(encoded.dataset.values)
     n = len(values)
     train, val = pipe.pairs(encoded, "train"), pipe.pairs(encoded, "val")
     if len(val) == 0 or len(train) < 4:
-        return {"skipped": "too few training or validation windows"}
+        return "too few training or validation windows"
     space = space_of(pipe)
     origins = np.asarray(pipe.origins("val", n))
     steps = origins[:, None] + np.arange(1, space.horizon + 1)[None, :]
@@ -205,26 +221,34 @@ def guard(model: RecurrentNet, pipe: object, encoded: object) -> dict:
     # one target: RMSE in its own units; several: each divided by its spread, to count alike
     scale = (np.ones(1) if space.targets == 1 else
              np.maximum(np.std(values[:train_end, : space.targets], axis=0), 1e-12))
-    score = Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
+    scorer = Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
     net_out = model(val.inputs)[0].reshape(len(val), -1).double().numpy()
-    items = menu(best_ar(train, val, space, score),
+    items = menu(best_ar(train, val, space, scorer),
                  simple_maps(space, values, train_end, pipe.period))
-    best, scores = choose(items, net_out, val, score)
-    fold_in(model, best)
-    record = Choice(best.name, scores).to_json()
-    return {**record, "note": note(record)}
+    errors = {}
+    for c in items:
+        out = c.network * net_out
+        if c.map is not None:
+            out = out + c.map.apply(val.inputs)
+        errors[c.recipe] = scorer.errors(out)
+    return Scored(items, errors)
 
 
 def note(record: dict) -> str | None:
     """One line for the fit's output: what forecasts, and why."""
     if "chosen" not in record:
         return None
-    scores, chosen = record["val_rmse"], record["chosen"]
+    chosen = record["chosen"]
+    if "fold_rmse" in record:  # scores by recipe, over every cut
+        scores, mine = record["fold_rmse"], record["recipe"]
+        where = f"over {record['folds']} rolling-origin validation folds"
+    else:
+        scores, mine, where = record["val_rmse"], chosen, "on validation"
     if chosen == "network":
         simple = min((k for k in scores if "network" not in k), key=scores.get, default=None)
         tail = f"; best simple model {simple} {scores[simple]:.4g}" if simple else ""
-        return (f"kept the network: the best of {len(scores)} candidates on validation "
-                f"(RMSE {scores[chosen]:.4g}{tail})")
-    return (f"forecasts come from {chosen}, the best of {len(scores)} candidates on "
-            f"validation (RMSE {scores[chosen]:.4g}; the network alone {scores['network']:.4g});"
+        return (f"kept the network: the best of {len(scores)} candidates {where} "
+                f"(RMSE {scores[mine]:.4g}{tail})")
+    return (f"forecasts come from {chosen}, the best of {len(scores)} candidates {where} "
+            f"(RMSE {scores[mine]:.4g}; the network alone {scores['network']:.4g});"
             " --no-guard keeps the network")
