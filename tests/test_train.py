@@ -279,3 +279,29 @@ def test_closed_loop_feeds_back_its_predictions() -> None:
     torch.testing.assert_close(cut, loss, atol=1e-6, rtol=0)
     cut.backward()
     assert not torch.allclose(model.head.weight.grad, grads["head.weight"], atol=1e-6)
+
+
+def test_epochs_and_patience_follow_the_optimizer_steps() -> None:
+    from rnnkit.train import budget
+
+    def got(windows: int, **kw) -> tuple:
+        c = budget.resolve(TrainConfig(**kw), windows)
+        return c.epochs, c.early_stopping, c.lr_patience
+
+    assert got(54) == (200, 20, 8)  # the Nile: one step an epoch, the old flat defaults
+    assert got(3240) == (98, 19, 7)  # 51 steps an epoch
+    assert got(100_000) == (10, 5, 2)  # 1,563 steps an epoch: the floors
+    assert got(100_000, windows_per_epoch=640) == (200, 20, 8)  # an epoch is 10 steps
+    assert got(3240, epochs=7, early_stopping=0) == (7, 0, 7)  # the user's values stay
+
+
+def test_a_long_series_stops_after_a_data_sized_patience() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=4000)  # noise: nothing to learn after the start, so patience decides
+    run = rnnkit.fit(y, window=8, quiet=True, transform="none", batch_size=16)
+    t = run.config["train"]
+    steps = -(-len(run.pipeline.origins("train", len(y))) // 16)  # 175 steps an epoch
+    assert t["early_stopping"] == max(5, 1000 // steps) < 20 and t["epochs"] == 5000 // steps
+    assert run.config["training"]["stop_reason"] == (
+        f"early stopping: no improvement for {t['early_stopping']} epochs")
+    assert len(run.history) - 1 < 20 + run.config["training"]["best_epoch"]

@@ -236,10 +236,12 @@ def quantile_levels(value: Any) -> tuple[float, ...]:
 class TrainConfig:
     """How the model is trained.
 
-    early_stopping is the patience in epochs on the validation loss (0 turns it off); the best
-    weights are restored at the end. lr_patience epochs without improvement halve the learning
-    rate. objective ``auto`` picks teacher-forced per-step loss for ``next``, last-step loss for
-    ``window``/``seq2one`` and closed-loop generation for ``continuation``.
+    epochs bounds the training; early_stopping is the patience in epochs on the validation
+    loss (0 turns it off); the best weights are restored at the end. lr_patience epochs without
+    improvement halve the learning rate. Left None, the three follow the optimizer steps an
+    epoch takes (``train/budget.py``): 10 to 200 epochs, patience 5 to 20. objective ``auto``
+    picks teacher-forced per-step loss for ``next``, last-step loss for ``window``/``seq2one``
+    and closed-loop generation for ``continuation``.
 
     checkpoint_every (only when the fit has a run folder, ``out``): save the full training
     state every N epochs into ``RUN/checkpoints``; None (default) saves every epoch once
@@ -252,12 +254,12 @@ class TrainConfig:
     over the processes, so a run means the same training at any process count.
     """
 
-    epochs: int = 200
+    epochs: int | None = None
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
-    early_stopping: int = 20
-    lr_patience: int = 8
+    early_stopping: int | None = None
+    lr_patience: int | None = None
     clip: float | None = 1.0
     weight_decay: float = 0.0
     objective: str = "auto"
@@ -276,7 +278,7 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        _positive("epochs", self.epochs)
+        _positive("epochs", self.epochs, allow_none=True)
         _positive("threads", self.threads, allow_none=True)
         _positive("windows_per_epoch", self.windows_per_epoch, allow_none=True)
         _choice("precision", self.precision, PRECISIONS)
@@ -286,8 +288,8 @@ class TrainConfig:
             raise ConfigError(f"device={self.device!r} is not supported; expected auto, cpu, "
                               "cuda or cuda:N (N a GPU number).")
         _positive("batch_size", self.batch_size)
-        _positive("early_stopping", self.early_stopping, zero=True)
-        _positive("lr_patience", self.lr_patience, zero=True)
+        _positive("early_stopping", self.early_stopping, zero=True, allow_none=True)
+        _positive("lr_patience", self.lr_patience, zero=True, allow_none=True)
         _positive("seed", self.seed, zero=True)
         _choice("objective", self.objective, OBJECTIVES)
         _positive("checkpoint_every", self.checkpoint_every, allow_none=True, zero=True)

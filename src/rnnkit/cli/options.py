@@ -37,12 +37,15 @@ OPTIONS: list[tuple[str, Any, str]] = [
     ("transform", str, "auto, diff or none: diff predicts changes (default auto)"),
     ("period", int, "seasonal period (default: detected from the autocorrelation)"),
     ("split", _split, "train,validation,test fractions by time (default 0.7,0.15,0.15)"),
-    ("epochs", int, "maximum epochs (default 200)"),
+    ("epochs", int, "maximum epochs (default: 5,000 optimizer steps, 10 to 200 "
+     "epochs)"),
     ("batch_size", int, "batch size (default 64)"),
     ("lr", float, "Adam learning rate (default 3e-3)"),
     ("seed", int, "random seed; same seed gives identical weights on CPU (default 0)"),
-    ("early_stopping", int, "patience in epochs on validation loss; 0 = off (default 20)"),
-    ("lr_patience", int, "epochs without improvement before halving lr (default 8)"),
+    ("early_stopping", int, "patience in epochs on validation loss; 0 = off (default: "
+     "1,000 steps, 5 to 20 epochs)"),
+    ("lr_patience", int, "epochs without improvement before halving lr (default: 2/5 "
+     "of the patience)"),
     ("clip", float, "gradient-norm clipping (default 1.0)"),
     ("objective", str, "auto, teacher, last or closed_loop (default auto)"),
     ("loss", str, "mse (a point forecast; default), gaussian or student_t (also learn a "

@@ -30,6 +30,7 @@ from torch import nn
 from rnnkit.config import TrainConfig
 from rnnkit.data.pairs import Pairs
 from rnnkit.errors import TrainingError
+from rnnkit.train import budget
 from rnnkit.train.callbacks import Callback, EarlyStopping, LoopState
 from rnnkit.train.checkpoint import Checkpointer
 from rnnkit.train.distributed import World, autocast, peer_lost
@@ -126,6 +127,7 @@ def train(model: nn.Module, train_pairs: Pairs, val_pairs: Pairs | None, cfg: Tr
     take the same decisions (stopping, signals) from values summed over the processes.
     """
     world = world or World()
+    cfg = budget.resolve(cfg, len(train_pairs))
     try:
         if len(train_pairs) == 0:
             raise TrainingError("no training pairs: the training split is empty.")
