@@ -7,7 +7,7 @@ read -> validate -> pairs/windows -> scale -> model -> train -> evaluate -> (sav
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run
-from rnnkit.train import budget, checkpoint, distributed, objectives, rolling
+from rnnkit.train import budget, checkpoint, distributed, objectives, rolling, window
 from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.guard import guard
@@ -214,6 +214,7 @@ class _Prepared:
     pipe: Pipeline
     data: Any
     encoded: Encoded
+    notes: list[str] = field(default_factory=list)  # choices made here, for the fit's output
 
 
 def _prepare(data: Any, target: Any, features: list[str] | None, time: str | None,
@@ -229,6 +230,24 @@ def _prepare(data: Any, target: Any, features: list[str] | None, time: str | Non
     dcfg = DataConfig(**{**d_opts, **learned})
     pipe, dataset = kind.pipeline.fit(dataset, dcfg)
     return _Prepared(name, source, dcfg, pipe, dataset, pipe.encode(dataset))
+
+
+def _validated_window(prep: _Prepared, d_opts: dict) -> _Prepared:
+    """``prep`` with the window chosen on validation (``train/window.py``) when the user gave
+    none and the series' validation part is large enough to choose on."""
+    pipe = prep.pipe
+    if (prep.kind != "series" or d_opts.get("window") is not None or pipe.shape != "window"
+            or len(pipe.origins("val", len(prep.data.values))) < rolling.FEW_VAL_FORECASTS):
+        return prep
+    chosen = window.validated(pipe, prep.encoded)
+    if chosen >= pipe.window:
+        return prep
+    dcfg = replace(prep.dcfg, window=chosen)
+    cut, data = KINDS[prep.kind].pipeline.fit(prep.data, dcfg)
+    note = (f"window {chosen}, the order of the linear AR that scored best on validation "
+            f"(the default, one season, was {pipe.window})")
+    return replace(prep, dcfg=dcfg, pipe=cut, data=data, encoded=cut.encode(data),
+                   notes=[*prep.notes, note])
 
 
 def _objective(tcfg: TrainConfig, dcfg: DataConfig, mcfg: ModelConfig) -> str:
@@ -263,7 +282,7 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
          plan: _Resume | None) -> Run:
     """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
     d_opts, m_opts, tcfg = _model_options(options)
-    prep = _prepare(data, target, features, time, d_opts)
+    prep = _validated_window(_prepare(data, target, features, time, d_opts), d_opts)
     kind, pipe = KINDS[prep.kind], prep.pipe
     tcfg = budget.resolve(tcfg, len(pipe.pairs(prep.encoded, "train")))
     mcfg = ModelConfig(**{**kind.model_defaults(pipe), **m_opts,
@@ -319,6 +338,7 @@ def _train(data: Any, prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, obj
     if isinstance(model, Members):
         config["ensemble"] = model.scores(pipe.pairs(prep.encoded, "val"))
         model = model.collapse().eval()
+    config["notes"] = [*config.get("notes", []), *prep.notes]
     if tcfg.guard and prep.kind == "series" and world.main:
         config["guard"] = guard(model, pipe, prep.encoded, _earlier_cuts(prep, options,
                                                                          objective))

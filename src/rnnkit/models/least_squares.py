@@ -67,6 +67,12 @@ def moments(pairs: Pairs, batch: int = 8192) -> Moments:
     return Moments(mx, my, xtx, xty)
 
 
+def identifiable(windows: int, lags: int) -> bool:
+    """Whether ``windows`` training windows pin down a linear map of ``lags`` inputs: at least
+    two rows per coefficient (intercept included), the rule every AR fit here follows."""
+    return windows >= 2 * (lags + 1)
+
+
 def solve(m: Moments, ridge: float = RIDGE, last: int | None = None
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """(coef (d, H*O), intercept (H*O,)) of the ridge fit on the ``last`` flattened window

@@ -33,7 +33,7 @@ import torch
 
 from rnnkit.data.pairs import Pairs
 from rnnkit.models import ets, linear_maps
-from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, moments
+from rnnkit.models.least_squares import AR_ORDERS, AR_RIDGES, identifiable, moments
 from rnnkit.models.linear_maps import LinearMap, Space
 from rnnkit.models.network import RecurrentNet
 
@@ -117,27 +117,40 @@ class Scorer(NamedTuple):
         return float(np.sqrt(np.mean(self.errors(outputs))))
 
 
-def best_ar(train: Pairs, val: Pairs, space: Space, score: Scorer) -> tuple[str, LinearMap]:
+def scorer_of(pipe: object, values: np.ndarray) -> Scorer:
+    """The Scorer of the validation forecasts of ``pipe`` over ``values``."""
+    n, o = len(values), len(pipe.targets)
+    origins = np.asarray(pipe.origins("val", n))
+    steps = origins[:, None] + np.arange(1, pipe.horizon + 1)[None, :]
+    truth = np.asarray(values, dtype=np.float64)[steps][..., :o]  # (N, H, O)
+    train_end = pipe.bounds(n)[0]
+    # one target: RMSE in its own units; several: each divided by its spread, to count alike
+    scale = (np.ones(1) if o == 1 else
+             np.maximum(np.std(values[:train_end, :o], axis=0), 1e-12))
+    return Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
+
+
+def best_ar(train: Pairs, val: Pairs, space: Space, score: Scorer) -> tuple[int, LinearMap]:
     """Ridge AR with the order and ridge that score best on validation (one pass over the
     training windows: every order's fit is a block of the same normal equations)."""
     m = moments(train)
-    best: tuple[float, str, LinearMap] | None = None
+    best: tuple[float, int, LinearMap] | None = None
     for order in sorted({p for p in AR_ORDERS if p < space.window} | {space.window}):
-        if len(train) < 2 * (order * space.inputs + 1):
+        if not identifiable(len(train), order * space.inputs):
             break  # too few windows for this many lags
         for ridge in AR_RIDGES:
             fitted = linear_maps.ridge_ar(m, space, order, ridge)
             s = score(fitted.apply(val.inputs))
             if best is None or s < best[0]:
-                best = (s, f"AR({order})", fitted)
+                best = (s, order, fitted)
     if best is None:
-        return "AR(1)", linear_maps.ridge_ar(m, space, 1, AR_RIDGES[-1])
+        return 1, linear_maps.ridge_ar(m, space, 1, AR_RIDGES[-1])
     return best[1], best[2]
 
 
-def menu(ar: tuple[str, LinearMap], simple: dict[str, LinearMap]) -> list[Candidate]:
+def menu(ar: tuple[int, LinearMap], simple: dict[str, LinearMap]) -> list[Candidate]:
     """Every candidate: the network, each simple map, and the combinations."""
-    ar_name, ar_map = ar
+    ar_name, ar_map = f"AR({ar[0]})", ar[1]
     items = [Candidate("network", "network", 1.0, None), Candidate(ar_name, "AR", 0.0, ar_map)]
     items += [Candidate(k, k.split("(")[0], 0.0, m) for k, m in simple.items()]
     ets_name = next((k for k in simple if k.startswith("ETS")), None)
@@ -209,19 +222,11 @@ def score(model: RecurrentNet, pipe: object, encoded: object) -> Scored | str:
     if why is not None:
         return why
     values = np.asarray(encoded.dataset.values)
-    n = len(values)
     train, val = pipe.pairs(encoded, "train"), pipe.pairs(encoded, "val")
     if len(val) == 0 or len(train) < 4:
         return "too few training or validation windows"
-    space = space_of(pipe)
-    origins = np.asarray(pipe.origins("val", n))
-    steps = origins[:, None] + np.arange(1, space.horizon + 1)[None, :]
-    truth = np.asarray(values, dtype=np.float64)[steps][..., : space.targets]  # (N, H, O)
-    train_end = pipe.bounds(n)[0]
-    # one target: RMSE in its own units; several: each divided by its spread, to count alike
-    scale = (np.ones(1) if space.targets == 1 else
-             np.maximum(np.std(values[:train_end, : space.targets], axis=0), 1e-12))
-    scorer = Scorer(truth, lambda out: pipe.forecast_units(out, values, origins), scale)
+    space, scorer = space_of(pipe), scorer_of(pipe, values)
+    train_end = pipe.bounds(len(values))[0]
     net_out = model(val.inputs)[0].reshape(len(val), -1).double().numpy()
     items = menu(best_ar(train, val, space, scorer),
                  simple_maps(space, values, train_end, pipe.period))
