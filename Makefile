@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,tune]'
+	$(PY) -m pip install -q -e '.[dev,tune,export,serve]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -36,6 +36,7 @@ test: lint chromium
 # want a quiet machine. Results land in benchmarks/RESULTS.md and benchmarks/SCALING.md.
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --repeats 7
+	$(PY) benchmarks/serve_latency.py
 	$(PY) benchmarks/period.py
 	$(PY) benchmarks/startup.py
 

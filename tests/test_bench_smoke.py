@@ -37,3 +37,12 @@ def test_cli_startup_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_serve_latency_smoke_writes_its_table(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "serve_latency.py"), "--smoke", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "serve.json").read_text())
+    assert doc["results"]["load"]["failures"] == 0, doc["results"]["load"]
+    assert "POST /forecast" in (tmp_path / "SERVE.md").read_text()

@@ -15,14 +15,14 @@ LIMIT = 60
 
 # Layers in the order the data flows; a module may import from its own layer and earlier ones.
 LAYERS = [
-    ("errors", "config", "persist", "lock", "data"),
+    ("errors", "config", "persist", "run_format", "lock", "data"),
     ("models",),
     ("train",),
     ("inference",),
     ("evaluate",),
     ("kinds",),
-    ("runs", "plots", "run_plots", "html_report", "analysis"),
-    ("api", "demos", "cli", "datasets", "__main__"),
+    ("runs", "plots", "run_plots", "html_report", "analysis", "export"),
+    ("api", "demos", "cli", "datasets", "__main__", "serving"),
 ]
 
 

@@ -23,7 +23,7 @@ from rnnkit import __version__
 from rnnkit.config import ModelConfig, from_dict
 from rnnkit.data.pipeline import Encoded, Pipeline
 from rnnkit.data.sequences import as_sequences
-from rnnkit.errors import CheckpointError, DataError
+from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.evaluate import intervals, learned, scoring
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import Stream
@@ -39,8 +39,7 @@ from rnnkit.persist import (
     save_weights,
     write_json,
 )
-
-FORMAT = 1
+from rnnkit.run_format import FORMAT_VERSION, VERSION_KEY, migrate
 
 
 class Run:
@@ -155,6 +154,16 @@ class Run:
         """A streaming predictor: ``s.update(x)`` returns the forecast of the next value."""
         return self.behaviour.stream(self)
 
+    def export(self, path: str | Path, format: str = "onnx", steps: int = 12,
+               stateful: bool = False) -> Path:
+        """Write the forecasting loop (or, ``stateful``, one streaming step) as an ONNX graph
+        that onnxruntime runs without rnnkit; see ``rnnkit/export.py`` and docs/deploy.md."""
+        if format != "onnx":
+            raise ConfigError(f"export: format={format!r} is not supported; use onnx.")
+        from rnnkit.export import export_onnx
+
+        return export_onnx(self, path, steps=steps, stateful=stateful)
+
     # --- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path, plots: bool = True) -> Path:
         """Write the run folder (weights, config, metrics, history; a panel's per-series
@@ -167,10 +176,10 @@ class Run:
             folder = _make_folder(path)
             if self.metrics is None:
                 self.evaluate()
-            cfg = {**self.config, "versions": versions(), "format": FORMAT}
+            cfg = {**self.config, "versions": versions(), VERSION_KEY: FORMAT_VERSION}
             save_weights(folder / "model.safetensors", self.model.state_dict(),
-                         {"format": str(FORMAT), "rnnkit": __version__})
-            self.behaviour.save(self, folder, FORMAT)
+                         {VERSION_KEY: str(FORMAT_VERSION), "rnnkit": __version__})
+            self.behaviour.save(self, folder, FORMAT_VERSION)
             write_json(folder / "config.json", cfg)
             self.save_metrics(folder)
             atomic_write_bytes(folder / "history.csv", history_csv(self.history))
@@ -214,14 +223,18 @@ def history_csv(history: list[dict]) -> bytes:
 
 
 def load(path: str | Path) -> Run:
-    """Restore a run folder written by ``Run.save``. Refuses pickle files and malformed data."""
+    """Restore a run folder written by ``Run.save`` of this release or any earlier one (its
+    config migrated in memory, ``rnnkit.run_format``; the folder is only read). Refuses pickle
+    files, malformed data and folders of a newer format_version."""
     folder = Path(path)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a run folder (no such directory).")
     cfg = read_json(folder / "config.json")
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / 'config.json'}: not an rnnkit run config (format "
-                              f"{cfg.get('format') if isinstance(cfg, dict) else '?'}).")
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{folder / 'config.json'}: not an rnnkit run config (a JSON "
+                              f"{type(cfg).__name__}, not an object); pass a folder written by "
+                              "rnnkit fit or Run.save.")
+    cfg = migrate(cfg, folder / "config.json")
     try:
         mcfg = from_dict(ModelConfig, cfg["model"])
         kind = KINDS[cfg["kind"]]

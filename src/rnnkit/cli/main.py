@@ -13,12 +13,15 @@ import sys
 from typing import Any
 
 from rnnkit import __version__
+from rnnkit.cli.export import add_export
 from rnnkit.cli.options import (
     add_checkpoint_options,
     add_panel_options,
     add_training_options,
     collect,
 )
+from rnnkit.cli.serve import EXAMPLE as serve_example
+from rnnkit.cli.serve import add_serve
 from rnnkit.cli.tune import add_tune
 from rnnkit.errors import RnnkitError
 
@@ -238,6 +241,9 @@ EXAMPLES = {
     "demo": "rnnkit demo adder --activation tanh   # see why tanh cannot add",
     "tune": "rnnkit tune sun.csv --target sunspot_number --trials 20 --epochs 30 --out tuned\n"
             "         (the same command again continues the study: 20 more trials)",
+    "serve": serve_example,
+    "export": "rnnkit export runs/sun --format onnx --steps 12 --out sun.onnx\n"
+              "         rnnkit export runs/sun --stateful --out sun-step.onnx",
 }
 
 
@@ -249,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_fit, _add_evaluate, _add_doctor, _add_predictions, _add_demo):
         add(sub)
     add_tune(sub, _command)  # rnnkit/cli/tune.py: the search with Optuna
+    add_serve(sub, _command)  # rnnkit/cli/serve.py: HTTP JSON service (FastAPI, uvicorn)
+    add_export(sub, _command)  # rnnkit/cli/export.py: the forecasting loop as ONNX
     return p
 
 

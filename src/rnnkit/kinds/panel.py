@@ -238,7 +238,7 @@ class PanelKind:
             **run.pipeline.tensors(),
             "tail": torch.from_numpy(np.ascontiguousarray(tail["values"])),
             "last": torch.from_numpy(np.ascontiguousarray(tail["last"].astype(np.int64)))},
-            {"format": str(fmt)})
+            {"format_version": str(fmt)})
 
     @staticmethod
     def load(folder: Path, cfg: dict) -> tuple[PanelPipeline, dict[str, np.ndarray]]:

@@ -1,0 +1,220 @@
+"""The series a server tracks, and the file that keeps them across restarts.
+
+``POST /update`` feeds a series' observations one by one to its own ``Run.stream()``, whose
+hidden state (or window of recent values) carries the series forward; the server also keeps
+the series' recent rows, which ``/forecast`` and ``/predict`` by series id continue from.
+
+``RUN/serve_state.json`` holds every tracked series: how many values it has seen, its recent
+rows and its stream's state, exactly (float32 tensors as JSON numbers round-trip bit for bit).
+It is published atomically (temp file, fsync, rename, fsync of the folder, under the run
+folder's lock), so a kill at any moment leaves the previous file or the new one. At start a
+file that does not load -- not JSON, another format, written for other weights, a state of the
+wrong shape -- is moved aside to ``serve_state.json.bad`` with a log line, and the server
+starts with no series rather than not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnkit.errors import CheckpointError, DataError, RnnkitError, did_you_mean
+from rnnkit.inference import Stream
+from rnnkit.lock import writing
+from rnnkit.persist import atomic_write_bytes, dumps, loads
+from rnnkit.serving.inputs import UnknownSeries
+
+STATE_FILE = "serve_state.json"
+STATE_FORMAT = 1
+# adaptive intervals read the one-step errors of the last 200 rows (kinds.series
+# volatility_now); keeping that many more than a forecast needs makes a forecast by series id
+# equal the forecast from the series' whole history
+VOLATILITY_ROWS = 200
+MAX_SERIES = 1000  # series one server tracks; also bounds the state file's size
+DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
+
+
+@dataclass
+class Tracked:
+    stream: Stream
+    recent: deque  # the last rows fed, (F,) float64 each
+    seen: int  # values fed since the series was first updated
+
+
+class Tracker:
+    """Every tracked series of one run, by id. Not thread-safe: the server holds its lock."""
+
+    def __init__(self, run: Any, width: int, need: int) -> None:
+        self.run, self.width = run, width
+        self.keep = need + 1 + VOLATILITY_ROWS
+        self.series: dict[str, Tracked] = {}
+        self.changed = False  # updated since the state file was last written
+
+    def update(self, sid: str, rows: np.ndarray) -> tuple[int, np.ndarray]:
+        """Feed ``rows`` (n, F) to series ``sid`` (created on first use); return how many
+        values it has seen and the forecast of its next value (O,), NaN while warming up."""
+        item = self.series.get(sid)
+        if item is None:
+            if len(self.series) >= MAX_SERIES:
+                raise DataError(f"the server already tracks {MAX_SERIES} series, the most it "
+                                f"keeps; update one of them or start a server per group.")
+            item = Tracked(self.run.stream(), deque(maxlen=self.keep), 0)
+        nxt = np.full(1, np.nan)
+        for row in rows:
+            nxt = item.stream.update(row)
+            item.recent.append(row)
+        item.seen += len(rows)
+        self.series[sid] = item  # a new series exists once its stream took every value
+        self.changed = True
+        return item.seen, nxt
+
+    def rows(self, sid: str) -> tuple[np.ndarray, int]:
+        """(recent rows (n, F), values seen) of series ``sid``."""
+        item = self.series.get(sid)
+        if item is None:
+            raise UnknownSeries(f"series {sid!r} is not tracked{did_you_mean(sid, self.series)}"
+                                "; feed it first with POST /update {\"series\": id, "
+                                "\"values\": [...]}.")
+        return np.array(item.recent), item.seen
+
+    # --- to and from JSON ------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {sid: {"seen": t.seen, "recent": np.array(t.recent).tolist(),
+                      "stream": {"state": encode(t.stream.state), "last": encode(t.stream.last),
+                                 "buffer": [encode(b) for b in t.stream.buffer]}}
+                for sid, t in self.series.items()}
+
+    def restore(self, data: Any) -> None:
+        """Take the series of ``to_json``'s output; ValueError (or KeyError, TypeError) when
+        any of them is not a state this run's streams can continue from."""
+        if not isinstance(data, dict) or len(data) > MAX_SERIES:
+            raise ValueError("series: expected an object of at most "
+                             f"{MAX_SERIES} series")
+        found = {}
+        for sid, d in data.items():
+            rows = np.asarray(d["recent"], dtype=np.float64)
+            if rows.ndim != 2 or rows.shape[1] != self.width or not len(rows) \
+                    or not np.isfinite(rows).all():
+                raise ValueError(f"series {sid!r}: recent rows are not finite rows of "
+                                 f"{self.width} values")
+            seen = int(d["seen"])
+            if seen < len(rows):
+                raise ValueError(f"series {sid!r}: seen={seen} is fewer than its rows")
+            # a state of the wrong shape fails on this copy, now, not in a request later
+            probe = self._stream(d["stream"]).update(rows[-1])
+            if not (np.isnan(probe).all() or np.isfinite(probe).all()):
+                raise ValueError(f"series {sid!r}: its state gives non-finite forecasts")
+            found[sid] = Tracked(self._stream(d["stream"]),
+                                 deque(rows[-self.keep:], maxlen=self.keep), seen)
+        self.series = found
+
+    def _stream(self, d: dict) -> Stream:
+        stream = self.run.stream()
+        stream.state, stream.last = decode(d["state"]), decode(d["last"])
+        buffered = [decode(b) for b in d["buffer"]]
+        if len(buffered) > (stream.buffer.maxlen or 0):
+            raise ValueError(f"a stream buffer of {len(buffered)} rows; this run keeps "
+                             f"{stream.buffer.maxlen}")
+        stream.buffer.extend(buffered)
+        return stream
+
+
+def encode(o: Any) -> Any:
+    """A stream's state (tensors, arrays, tuples and lists of them, numbers) as JSON."""
+    if o is None or (isinstance(o, int | float) and not isinstance(o, bool)):
+        return o
+    if isinstance(o, torch.Tensor):
+        return {"tensor": o.detach().cpu().reshape(-1).tolist(), "shape": list(o.shape),
+                "dtype": str(o.dtype).removeprefix("torch.")}
+    if isinstance(o, np.ndarray):
+        return {"array": o.reshape(-1).tolist(), "shape": list(o.shape), "dtype": str(o.dtype)}
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, tuple | list):
+        return {"tuple" if isinstance(o, tuple) else "list": [encode(v) for v in o]}
+    raise TypeError(f"cannot keep a stream state holding a {type(o).__name__}")
+
+
+def decode(o: Any) -> Any:
+    """``encode``'s inverse; ValueError on anything it would not have written."""
+    if o is None or (isinstance(o, int | float) and not isinstance(o, bool)):
+        return o
+    if not isinstance(o, dict):
+        raise ValueError(f"unexpected {type(o).__name__} in a stream state")
+    if "tuple" in o or "list" in o:
+        items = [decode(v) for v in o.get("tuple", o.get("list"))]
+        return tuple(items) if "tuple" in o else items
+    np_type, torch_type = DTYPES[o["dtype"]]
+    values = np.asarray(o["tensor" if "tensor" in o else "array"], dtype=np_type)
+    shape = [int(n) for n in o["shape"]]
+    if values.ndim != 1 or int(np.prod(shape)) != values.size or not np.isfinite(values).all():
+        raise ValueError(f"a state tensor of shape {shape} with {values.size} finite values")
+    values = values.reshape(shape)
+    return torch.tensor(values, dtype=torch_type) if "tensor" in o else values
+
+
+def fingerprint(run: Any) -> str:
+    """What a state file must have been written for: these weights and this data pipeline."""
+    h = hashlib.sha256(json.dumps(run.config.get("pipeline"), sort_keys=True,
+                                  default=str).encode())
+    for name, t in run.model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# --- the file -------------------------------------------------------------------------------
+def save(tracker: Tracker, path: Path, mark: str) -> int:
+    """Publish every tracked series at ``path`` atomically; returns how many. RunLocked when a
+    fit is writing the run folder (the state stays in memory for the next try)."""
+    data = dumps({"format_version": STATE_FORMAT, "fingerprint": mark,
+                  "series": tracker.to_json()})
+    with writing(path.parent):
+        atomic_write_bytes(path, data)
+    tracker.changed = False
+    return len(tracker.series)
+
+
+def load(tracker: Tracker, path: Path, mark: str) -> tuple[bool, str]:
+    """Restore the series kept at ``path``; returns (False when a file was there but did not
+    load, the line to log about it). A file that does not load is moved aside, never fatal."""
+    _remove_leftovers(path)
+    if not path.exists():
+        return True, f"no {path.name} in {path.parent}: starting with no tracked series"
+    try:
+        data = loads(path)
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != STATE_FORMAT:
+            raise ValueError(f"format_version {version}, not {STATE_FORMAT}: not a state file "
+                             "this release of rnnkit writes")
+        if data.get("fingerprint") != mark:
+            raise ValueError("written for other weights (the run was fitted again)")
+        tracker.restore(data.get("series"))
+    except (CheckpointError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        aside = path.with_name(path.name + ".bad")
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        reason = str(exc).removeprefix(f"{path}: ").rstrip(".")
+        return False, (f"ignored {path}: {reason}; moved it to {aside.name} and started with "
+                       "no tracked series")
+    return True, f"restored {len(tracker.series)} tracked series from {path}"
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temp files of writes a kill interrupted (never published, so never read)."""
+    try:
+        with writing(path.parent):
+            for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    except (RnnkitError, OSError):
+        pass  # another writer (or a read-only folder) is at work; its temp file is not a leftover
