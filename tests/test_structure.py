@@ -22,7 +22,7 @@ LAYERS = [
     ("evaluate",),
     ("kinds",),
     ("runs", "plots", "run_plots", "html_report", "analysis", "export"),
-    ("api", "demos", "cli", "datasets", "__main__", "serving"),
+    ("api", "demos", "cli", "datasets", "__main__", "serving", "refits"),
 ]
 
 

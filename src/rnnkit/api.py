@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from rnnkit import refits
 from rnnkit.analysis import analyse
 from rnnkit.config import (
     DataConfig,
@@ -33,7 +34,7 @@ from rnnkit.models.least_squares import least_squares_start, param_groups
 from rnnkit.models.network import RecurrentNet
 from rnnkit.persist import min_weight_bytes
 from rnnkit.runs import Run
-from rnnkit.train import budget, checkpoint, distributed, objectives, rolling, window
+from rnnkit.train import budget, checkpoint, distributed, objectives
 from rnnkit.train import resume as resume_rules
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.guard import guard
@@ -232,24 +233,6 @@ def _prepare(data: Any, target: Any, features: list[str] | None, time: str | Non
     return _Prepared(name, source, dcfg, pipe, dataset, pipe.encode(dataset))
 
 
-def _validated_window(prep: _Prepared, d_opts: dict) -> _Prepared:
-    """``prep`` with the window chosen on validation (``train/window.py``) when the user gave
-    none and the series' validation part is large enough to choose on."""
-    pipe = prep.pipe
-    if (prep.kind != "series" or d_opts.get("window") is not None or pipe.shape != "window"
-            or len(pipe.origins("val", len(prep.data.values))) < rolling.FEW_VAL_FORECASTS):
-        return prep
-    chosen = window.validated(pipe, prep.encoded)
-    if chosen >= pipe.window:
-        return prep
-    dcfg = replace(prep.dcfg, window=chosen)
-    cut, data = KINDS[prep.kind].pipeline.fit(prep.data, dcfg)
-    note = (f"window {chosen}, the order of the linear AR that scored best on validation "
-            f"(the default, one season, was {pipe.window})")
-    return replace(prep, dcfg=dcfg, pipe=cut, data=data, encoded=cut.encode(data),
-                   notes=[*prep.notes, note])
-
-
 def _objective(tcfg: TrainConfig, dcfg: DataConfig, mcfg: ModelConfig) -> str:
     """The training objective: the user's, or the one the problem shape calls for."""
     objective = tcfg.objective
@@ -282,7 +265,7 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
          plan: _Resume | None) -> Run:
     """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
     d_opts, m_opts, tcfg = _model_options(options)
-    prep = _validated_window(_prepare(data, target, features, time, d_opts), d_opts)
+    prep = refits.validated_window(_prepare(data, target, features, time, d_opts), d_opts)
     kind, pipe = KINDS[prep.kind], prep.pipe
     tcfg = budget.resolve(tcfg, len(pipe.pairs(prep.encoded, "train")))
     mcfg = ModelConfig(**{**kind.model_defaults(pipe), **m_opts,
@@ -340,8 +323,9 @@ def _train(data: Any, prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, obj
         model = model.collapse().eval()
     config["notes"] = [*config.get("notes", []), *prep.notes]
     if tcfg.guard and prep.kind == "series" and world.main:
-        config["guard"] = guard(model, pipe, prep.encoded, _earlier_cuts(prep, options,
-                                                                         objective))
+        _, m_opts, asked = _model_options(options)
+        config["guard"] = guard(model, pipe, prep.encoded, refits.earlier_cuts(
+            prep, m_opts, asked, objective, _build))
         said = config["guard"].get("note")
         config["notes"] = [*config.get("notes", []), *([said] if said else [])]
     run = Run(model, pipe, config, history.records, prep.encoded, kind.tail(pipe, prep.data))
@@ -360,33 +344,6 @@ def _control_beside(prep: _Prepared, mcfg: ModelConfig, tcfg: TrainConfig, objec
                         prep.dcfg.prompt_length, pipe.pairs(prep.encoded, "train"),
                         pipe.pairs(prep.encoded, "val"))
     return None if task is None else Beside(task)
-
-
-def _earlier_cuts(prep: _Prepared, options: dict, objective: str) -> list[dict]:
-    """The guard's rolling-origin folds (``train/rolling.py``): this fit's recipe repeated,
-    quietly and in this process, on earlier cuts of a series whose validation part is small;
-    [] when it is not."""
-    pipe, n = prep.pipe, len(prep.data.values)
-    if not rolling.wanted(len(pipe.origins("val", n))):
-        return []
-    kind, (_, m_opts, asked) = KINDS[prep.kind], _model_options(options)
-    quiet = replace(asked, quiet=True)  # epochs and patience follow each cut's size
-
-    def fit_rows(rows: int, split: tuple) -> tuple:
-        cut, data = kind.pipeline.fit(prep.data.head(rows), replace(prep.dcfg, split=split))
-        mcfg = ModelConfig(**{**kind.model_defaults(cut), **m_opts,
-                              **kind.model_shape(cut, data)})
-        encoded = cut.encode(data)
-        pairs = cut.pairs(encoded, "train")
-        model, groups = _build(mcfg, quiet, objective, pairs)
-        loss = objectives.pick(objective, prep.dcfg.prompt_length, mcfg.loss, mcfg.quantiles,
-                               mcfg.ensemble)
-        with thread_count(threads_for(mcfg, quiet.batch_size, quiet.threads)):
-            train(model, pairs, cut.pairs(encoded, "val"), quiet, loss, None, groups)
-        model.eval()
-        return (model.collapse() if isinstance(model, Members) else model).eval(), cut, encoded
-
-    return rolling.earlier_errors(fit_rows, *pipe.bounds(n))
 
 
 def _build(mcfg: ModelConfig, tcfg: TrainConfig, objective: str, train_pairs: Any
