@@ -101,19 +101,23 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _clean(o: Any) -> Any:
-    """NaN/inf are not JSON: write them as null so any JSON reader can load our files."""
+def json_ready(o: Any) -> Any:
+    """Plain JSON values: NaN and infinity become null (so any JSON reader can load what we
+    write), numpy scalars and arrays become Python numbers and lists, keys strings."""
     if isinstance(o, float):
-        return None if math.isnan(o) or math.isinf(o) else o
+        return o if math.isfinite(o) else None
     if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
+        return {str(k): json_ready(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
+        return [json_ready(v) for v in o]
+    if hasattr(o, "tolist"):
+        return json_ready(o.tolist())
     return o
 
 
 def write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=2)
+    text = json.dumps(json_ready(json.loads(json.dumps(obj, default=_json_default))),
+                      indent=2)
     atomic_write_bytes(path, (text + "\n").encode())
 
 

@@ -35,23 +35,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _jsonable(o: Any) -> Any:
+    from rnnkit.persist import json_ready  # here: persist loads torch; --help must not
+
+    return json_ready(o)
+
+
 def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(_jsonable(payload), indent=2))
     else:
         print(text)
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, float):
-        return None if o != o or o in (float("inf"), float("-inf")) else o
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if hasattr(o, "tolist"):
-        return _jsonable(o.tolist())
-    return o
 
 
 def _default_out(data: str, target: str | None) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from rnnkit.data.pipeline import output_columns
 from rnnkit.errors import ConfigError, DataError, RnnkitError, did_you_mean
+from rnnkit.persist import json_ready
 
 MAX_BODY = 1_000_000  # bytes of one request body
 MAX_STEPS = 10_000  # forecast rows one request may ask for
@@ -271,7 +272,7 @@ def frame_json(frame: pd.DataFrame, layout: Layout, point: str, horizon: int,
 def _shaped(frame: pd.DataFrame, columns: list[str], horizon: int, targets: int) -> list:
     values = frame[columns].to_numpy(dtype=np.float64).reshape(len(frame), horizon, targets)
     keep = [len(frame)] + [n for n in (horizon, targets) if n > 1]
-    return plain(values.reshape(keep).tolist())
+    return json_ready(values.reshape(keep).tolist())
 
 
 def plain_times(values: np.ndarray) -> list:
@@ -281,18 +282,5 @@ def plain_times(values: np.ndarray) -> list:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
-def plain(o: Any) -> Any:
-    """JSON-ready: NaN and infinity become null, numpy scalars and arrays plain Python."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): plain(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [plain(v) for v in o]
-    if hasattr(o, "tolist"):
-        return plain(o.tolist())
-    return o
-
-
 def dumps(o: Any) -> bytes:
-    return json.dumps(plain(o), allow_nan=False, separators=(",", ":")).encode()
+    return json.dumps(json_ready(o), allow_nan=False, separators=(",", ":")).encode()

@@ -21,6 +21,7 @@ import torch
 
 from rnnkit.errors import DataError, RnnkitError
 from rnnkit.evaluate import intervals, learned
+from rnnkit.persist import json_ready
 from rnnkit.serving import state
 from rnnkit.serving.inputs import (
     MAX_ANSWER_ROWS,
@@ -30,7 +31,6 @@ from rnnkit.serving.inputs import (
     history_frame,
     layout_of,
     numbers,
-    plain,
     reader_message,
     series_of,
     steps_of,
@@ -92,12 +92,12 @@ class Service:
         if self.save_every is not None and time.monotonic() - self.saved_at >= self.save_every:
             self._save(final=False)
         return {"series": sid, "seen": seen,
-                "next": plain(float(nxt[0]) if nxt.size == 1 else nxt.tolist())}
+                "next": json_ready(float(nxt[0]) if nxt.size == 1 else nxt.tolist())}
 
     def model_info(self, body: dict) -> dict:
         cfg, lay = self.run.config, self.layout
         levels = (learned.levels(cfg) if learned.is_learned(cfg) else intervals.levels_of(cfg))
-        return plain({
+        return json_ready({
             "kind": lay.kind, "targets": lay.targets, "features": lay.columns[len(lay.targets):],
             "window": int(self.run.pipeline.window), "horizon": lay.horizon,
             "diff": bool(self.run.pipeline.diff),
