@@ -172,5 +172,55 @@ def test_per_step_models_export_their_last_step_forecast(tmp_path: Path) -> None
     path = export_onnx(run, tmp_path / "n.onnx", steps=7)
     got = session(path).run(["forecast"], {"history": series()[None, -12:, None]})[0]
     np.testing.assert_allclose(got[0, :, 0], run.forecast(7)["y"].to_numpy(), rtol=RTOL)
-    with pytest.raises(ConfigError, match="only window series runs"):
-        export_onnx(run, tmp_path / "s.onnx", stateful=True)
+
+
+@pytest.mark.parametrize("transform", ["none", "diff"])
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=[f"{c}-{a}" for c, a in CELLS])
+def test_stateful_export_of_a_per_step_model_carries_its_hidden_state_like_stream(
+        tmp_path: Path, cell: str, activation: str, transform: str) -> None:
+    run = rnnkit.fit(pd.DataFrame({"y": series()}), target="y", quiet=True, epochs=2,
+                     shape="next", cell=cell, activation=activation, hidden_size=8,
+                     window=12, transform=transform, num_layers=2)
+    path = export_onnx(run, tmp_path / "step.onnx", stateful=True)
+    sess = session(path)
+    names = [i.name for i in sess.get_inputs()]
+    diff = run.pipeline.diff
+    assert names == ["x", "h", *(["c"] if cell == "lstm" else []), *(["last"] if diff else []),
+                     "seen"]
+    # two series side by side in one batch, each state its own
+    values = np.stack([series()[:50], series(seed=3)[:50]], axis=1)  # (T, 2)
+    feed = {"h": np.zeros((2, 2, 8), np.float32), "seen": np.zeros(2, np.int64)}
+    if diff:
+        feed["last"] = np.zeros((2, 1))
+    if cell == "lstm":
+        feed["c"] = np.zeros((2, 2, 8), np.float32)
+    streams = [run.stream(), run.stream()]
+    for row in values:
+        out = dict(zip([o.name for o in sess.get_outputs()],
+                       sess.run(None, {"x": row[:, None], **feed}), strict=True))
+        feed = {n: out[f"{n}_out"] for n in feed}
+        for b, stream in enumerate(streams):
+            expected = stream.update(row[b])
+            if np.isnan(expected).all():
+                assert np.isnan(out["y"][b]).all()
+            else:
+                np.testing.assert_allclose(out["y"][b], expected, rtol=RTOL, atol=1e-9)
+    assert feed["seen"].tolist() == [50, 50]
+
+
+def test_stateful_panel_export_steps_a_series_by_its_own_scaling(tmp_path: Path) -> None:
+    panel = make_panel(3, 60)
+    run = rnnkit.fit(panel, epochs=2, quiet=True, hidden_size=8, window=12, guard=False)
+    path = export_onnx(run, tmp_path / "ps.onnx", stateful=True)
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    scales = json.loads(meta["series"])["s0002"]
+    sess = session(path)
+    need = run.pipeline.window + int(run.pipeline.diff)
+    feed = {"buffer": np.zeros((1, need, 1)), "seen": np.zeros(1, np.int64),
+            "shift": np.array([scales["shift"]]), "scale": np.array([scales["scale"]])}
+    stream = run.stream(series="s0002")  # primed on the series' end; the graph is fed it
+    own = panel.loc[panel.unique_id == "s0002", "y"].to_numpy()
+    for value in [*own[-need:], *(own[-8:] * 1.05)]:
+        y, feed["buffer"], feed["seen"] = sess.run(None, {"x": np.array([[value]]), **feed})
+    expected = [stream.update(v) for v in own[-8:] * 1.05][-1]
+    np.testing.assert_allclose(y[0], expected, rtol=RTOL)

@@ -226,6 +226,26 @@ def test_a_loaded_panel_run_forecasts_identically_and_refuses_unknown_series(pan
         loaded.predict(other)
 
 
+def test_a_panel_series_streams_from_its_end_like_forecasting_the_extended_table(panel_run):
+    path, folder, _ = panel_run
+    run = rnnkit.load(folder)
+    src = pd.read_csv(path, parse_dates=["ds"])
+    own = src[src.unique_id == "s0003"]
+    stream = run.stream(series="s0003")  # primed on the series' last rows in the run
+    nexts, rows = [], own
+    for v in own.y.iloc[-5:].to_numpy() * 1.01:
+        nexts.append(float(stream.update(v)[0]))
+        rows = pd.concat([rows, pd.DataFrame({"unique_id": ["s0003"], "y": [v], "ds": [
+            rows.ds.max() + pd.offsets.MonthBegin()]})])
+        assert nexts[-1] == pytest.approx(float(run.forecast(1, data=rows)["y"].iloc[0]),
+                                          rel=1e-6)
+    with pytest.raises(DataError, match=r"series 's0003x' was not in the training panel.*"
+                                        r"Did you mean 's0003'"):
+        run.stream(series="s0003x")
+    with pytest.raises(DataError, match=r"run.stream\(series=id\)"):
+        run.stream()
+
+
 def test_twelve_real_macro_series_train_as_one_panel(data_dir, tmp_path):
     # the shipped US macro table (12 columns, 1959Q1..2009Q3) melted to long format: series
     # from percent rates to GDP in billions, with quarterly dates as text

@@ -494,6 +494,46 @@ def test_a_panel_forecast_comes_back_in_long_format(tmp_path: Path):
         assert_columns(got, run.forecast(2, data=recent), "forecast", "y")
         r = s.post("/forecast", {"steps": 2, "history": [1.0] * 20})
         assert r.status_code == 422 and '"unique_id": [...]' in r.json()["error"]
-        assert s.post("/update", {"series": "s0000", "values": [1.0]}).status_code == 422
     finally:
         s.kill()
+
+
+def test_a_panel_series_is_tracked_from_its_end_and_kept_across_a_restart(tmp_path: Path):
+    """/update feeds one of the panel's series past the end of the fitted data; /forecast by
+    that series then equals the run's forecast of the table with those rows appended, and the
+    tracked state is written on shutdown and read back by the next server."""
+    df = make_panel(3, 60)
+    folder = tmp_path / "panel"
+    run = rnnkit.fit(df, window=12, epochs=2, quiet=True, out=folder)
+    new = [950.0, 1010.0, 990.0, 1020.0]
+    stream = run.stream(series="s0001")
+    expected_next = [float(stream.update(v)[0]) for v in new]
+    s = Server(folder)
+    try:
+        untouched = s.post("/forecast", {"series": "s0002", "steps": 3}).json()
+        alone = run.forecast(3)
+        alone = alone[alone.unique_id == "s0002"]
+        assert untouched["forecast"] == alone["y"].tolist()
+        assert untouched["ds"] == [t.isoformat() for t in alone["ds"]]
+        nexts = [s.post("/update", {"series": "s0001", "values": [v]}).json()["next"]
+                 for v in new]
+        assert nexts == pytest.approx(expected_next, rel=1e-9)
+        got = s.post("/forecast", {"series": "s0001", "steps": 3}).json()
+        r = s.post("/update", {"series": "s0009", "values": [1.0]})
+        assert r.status_code == 404 and "s0009" in r.json()["error"]
+        assert s.stop() in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        s.kill()
+    own = df[df.unique_id == "s0001"]
+    appended = pd.concat([own, pd.DataFrame({
+        "unique_id": "s0001", "y": new,
+        "ds": pd.date_range(own.ds.max(), periods=len(new) + 1, freq="MS")[1:]})])
+    expected = run.forecast(3, data=appended)
+    assert got["unique_id"] == ["s0001"] * 3
+    assert got["ds"] == [t.isoformat() for t in expected["ds"]]
+    assert got["forecast"] == pytest.approx(expected["y"].tolist(), rel=1e-9)
+    again = Server(folder)
+    try:
+        assert again.post("/forecast", {"series": "s0001", "steps": 3}).json() == got
+    finally:
+        again.kill()

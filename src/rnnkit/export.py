@@ -16,7 +16,9 @@ are in the metadata (``series``), by id.
 ``stateful`` form: one observation at a time, ``(x, buffer, seen) -> (y, buffer, seen)``, what
 ``Run.stream()`` does for a window model: ``buffer`` (batch, L, targets) the last L
 observations, ``seen`` (batch,) how many arrived; ``y`` (batch, targets) the forecast of the
-next value, NaN until L observations arrived. Start from zeros.
+next value, NaN until L observations arrived. Start from zeros. A panel's stateful form also
+takes the series' ``shift`` and ``scale``. A per-step run (shape ``next``) carries its hidden
+state instead: ``(x, h[, c][, last], seen) -> (y, h[, c][, last], seen)`` (``StepGraph``).
 
 Intervals: the half-widths of a series run are those ``Run.forecast`` uses, with the volatility
 at the end of the run's data (a service that must track a changing volatility refits or uses
@@ -87,6 +89,16 @@ class _Forecaster(nn.Module):
             done += int(pred.shape[1])
         return torch.cat(out, dim=1)[:, : self.steps]
 
+    def buffered(self, x: torch.Tensor, buffer: torch.Tensor, seen: torch.Tensor,
+                 shift: torch.Tensor, scale: torch.Tensor) -> tuple:
+        """One observation into the buffer of recent values; the next value's forecast, NaN
+        until the buffer is full."""
+        buffer = torch.cat([buffer[:, 1:], x[:, None, :]], dim=1)
+        seen = seen + 1
+        y = self.one_round(buffer, shift, scale)[:, 0]
+        full = (seen >= buffer.shape[1])[:, None]
+        return torch.where(full, y, torch.full_like(y, float("nan"))), buffer, seen
+
     def with_bounds(self, point: torch.Tensor, sigma: torch.Tensor) -> tuple:
         if self.halves.numel() == 0:
             return (point,)
@@ -131,11 +143,49 @@ class StreamGraph(_Forecaster):
         self.register_buffer("scale", torch.tensor(pipe.scaler.scale[:o], dtype=torch.float64))
 
     def forward(self, x: torch.Tensor, buffer: torch.Tensor, seen: torch.Tensor) -> tuple:
-        buffer = torch.cat([buffer[:, 1:], x[:, None, :]], dim=1)
-        seen = seen + 1
-        y = self.one_round(buffer, self.shift, self.scale)[:, 0]
-        full = (seen >= buffer.shape[1])[:, None]
-        return torch.where(full, y, torch.full_like(y, float("nan"))), buffer, seen
+        return self.buffered(x, buffer, seen, self.shift, self.scale)
+
+
+class PanelStreamGraph(_Forecaster):
+    """x, buffer, seen, shift, scale -> y, buffer, seen: one series of a panel, by its own
+    scaling, as ``Run.stream(series=id)`` steps it."""
+
+    def __init__(self, model: nn.Module, pipe: Any) -> None:
+        super().__init__(model, pipe, 1, None)
+
+    def forward(self, x: torch.Tensor, buffer: torch.Tensor, seen: torch.Tensor,
+                shift: torch.Tensor, scale: torch.Tensor) -> tuple:
+        return self.buffered(x, buffer, seen, shift[:, None, :], scale[:, None, :])
+
+
+class StepGraph(nn.Module):
+    """x, h[, c][, last], seen -> y, h[, c][, last], seen: a per-step (``--shape next``)
+    model's hidden state carried between calls, as ``Stream`` does. ``last``, the previous
+    value, only when the run differences: its first value only sets ``last`` (y is NaN, the
+    state unchanged), as there is no change to feed yet."""
+
+    def __init__(self, model: nn.Module, pipe: Any) -> None:
+        super().__init__()
+        self.model, self.diff = model, bool(pipe.diff)
+        self.lstm = model.cfg.cell == "lstm"
+        o = len(pipe.targets)
+        self.register_buffer("shift", torch.tensor(pipe.scaler.shift[:o], dtype=torch.float64))
+        self.register_buffer("scale", torch.tensor(pipe.scaler.scale[:o], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple:
+        k = len(rest) - 1 - int(self.diff)
+        state, seen = rest[:k], rest[-1]  # (h,) or (h, c), each (layers, B, units)
+        first = (seen == 0)[:, None]  # (B, 1)
+        work = x - torch.where(first, x, rest[k]) if self.diff else x
+        scaled = ((work - self.shift) / self.scale).to(torch.float32)
+        out, new = self.model(scaled[:, None, :], state=state if self.lstm else state[0])
+        new = tuple(new) if self.lstm else (new,)
+        pred = out[:, 0].to(torch.float64) * self.scale + self.shift
+        if self.diff:
+            pred = torch.where(first, torch.full_like(pred, float("nan")), x + pred)
+            new = tuple(torch.where(first[None], old, n) for old, n in zip(state, new,
+                                                                           strict=True))
+        return (pred, *new, *([x] if self.diff else []), seen + 1)
 
 
 def exportable(run: Any) -> None:
@@ -187,9 +237,6 @@ def export_onnx(run: Any, path: str | Path, steps: int = 12, stateful: bool = Fa
     """Write ``run``'s forecasting loop (or, ``stateful``, its one-step update) to ``path``
     as ONNX; see the module docstring for the inputs and outputs. Returns the path."""
     exportable(run)
-    if stateful and (run.kind != "series" or run.pipeline.shape != "window"):
-        raise ConfigError("export --stateful: only window series runs step through a buffer "
-                          "of recent values; export this run without --stateful.")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ConfigError(f"export: steps={steps!r} must be a whole number from 1 to "
                           f"{MAX_STEPS}.")
@@ -226,12 +273,7 @@ def _graph(run: Any, steps: int, stateful: bool) -> tuple:
     pipe, o = run.pipeline, len(run.pipeline.targets)
     need = pipe.window + int(pipe.diff)
     if stateful:
-        args = (torch.zeros(1, o, dtype=torch.float64),
-                torch.zeros(1, need, o, dtype=torch.float64), torch.zeros(1, dtype=torch.int64))
-        return (StreamGraph(run.model, pipe), args, ["x", "buffer", "seen"],
-                ["y", "buffer_out", "seen_out"],
-                {n: {0: "batch"} for n in ("x", "buffer", "seen", "y", "buffer_out",
-                                           "seen_out")})
+        return _stateful(run)
     halves, levels = half_widths(run, steps)
     outs = ["forecast", *[f"{side}{lv}" for lv in levels for side in ("lo", "hi")]]
     history = torch.zeros(1, need, o, dtype=torch.float64)
@@ -243,6 +285,32 @@ def _graph(run: Any, steps: int, stateful: bool) -> tuple:
     dynamic.update({n: {0: "batch"} for n in names[1:]})
     return (PanelGraph(run.model, pipe, steps, halves), (history, ones, ones, ones), names,
             outs, dynamic)
+
+
+def _stateful(run: Any) -> tuple:
+    """The one-step form: a window model's buffer of recent values, a per-step model's hidden
+    state; a panel's series also give their own shift and scale."""
+    pipe, o = run.pipeline, len(run.pipeline.targets)
+    x, seen = torch.zeros(1, o, dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
+    if pipe.shape == "next":
+        cfg = run.model.cfg
+        carried = [*(["h", "c"] if cfg.cell == "lstm" else ["h"]),
+                   *(["last"] if pipe.diff else [])]
+        names, outs = ["x", *carried, "seen"], ["y", *[f"{n}_out" for n in carried], "seen_out"]
+        dynamic = {n: {1: "batch"} if n[0] in "hc" else {0: "batch"} for n in (*names, *outs)}
+        zero = torch.zeros(cfg.num_layers, 1, cfg.units)
+        args = (x, *[zero if n in "hc" else torch.zeros(1, o, dtype=torch.float64)
+                     for n in carried], seen)
+        return StepGraph(run.model, pipe), args, names, outs, dynamic
+    buffer = torch.zeros(1, pipe.window + int(pipe.diff), o, dtype=torch.float64)
+    names, outs = ["x", "buffer", "seen"], ["y", "buffer_out", "seen_out"]
+    if run.kind == "panel":
+        ones = torch.ones(1, o, dtype=torch.float64)
+        graph, args, names = (PanelStreamGraph(run.model, pipe), (x, buffer, seen, ones, ones),
+                              [*names, "shift", "scale"])
+    else:
+        graph, args = StreamGraph(run.model, pipe), (x, buffer, seen)
+    return graph, args, names, outs, {n: {0: "batch"} for n in (*names, *outs)}
 
 
 def _with_metadata(data: bytes, run: Any, steps: int, stateful: bool, names: list[str],
@@ -257,7 +325,7 @@ def _with_metadata(data: bytes, run: Any, steps: int, stateful: bool, names: lis
             "diff": json.dumps(bool(run.pipeline.diff)),
             "targets": json.dumps(list(run.pipeline.targets)),
             "config": json.dumps(run.config, default=str)}
-    if run.kind == "panel" and not stateful:
+    if run.kind == "panel":
         found = panel_multipliers(run)
         ids = [str(i) for i in run.config["panel"]["ids"]]
         meta["series"] = json.dumps({i: {k: v[n].tolist() for k, v in found.items()}

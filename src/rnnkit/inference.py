@@ -311,3 +311,46 @@ class Stream:
         inp = torch.from_numpy(pipe.inputs_to_model(x))[None, :]
         y, self.state = self.model.step(inp, self.state)
         return pipe.outputs_to_units(y.numpy()[0].astype(np.float64))
+
+
+class SeriesOfPanel:
+    """``Stream`` for one series of a panel run: the global window model with that series' own
+    scaling, fed one observation (F,) at a time. It starts primed on the series' last rows
+    (``primer``, the run's tail), so its first update already forecasts; with no primer it
+    returns NaN until ``window`` (+1 with diff) rows arrived, as a window ``Stream`` does."""
+
+    def __init__(self, model: nn.Module, pipe: Any, series: int,
+                 primer: np.ndarray | None = None) -> None:
+        self.model, self.pipe = model, pipe
+        self.model.eval()
+        self.shift, self.scale = pipe.shift[series], pipe.scale[series]  # (F,) each
+        self.primer = None if primer is None else np.asarray(primer, dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the series' primer (its rows at the end of the fitted data)."""
+        self.state, self.last = None, None  # what the server's state file keeps for Stream
+        self.buffer: deque[np.ndarray] = deque(maxlen=self.pipe.window + int(self.pipe.diff))
+        if self.primer is not None:
+            self.buffer.extend(self.primer[-self.buffer.maxlen:])
+
+    @torch.inference_mode()
+    def update(self, value: float | np.ndarray) -> np.ndarray:
+        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+        x = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        if not np.isfinite(x).all():
+            raise DataError(f"stream: observation {value!r} is not a finite number.")
+        self.buffer.append(x)
+        o = len(self.pipe.targets)
+        if len(self.buffer) < (self.buffer.maxlen or 0):
+            return np.full(o, np.nan)
+        # as the panel pipeline encodes its buffer: rows read as float32, scaled in float64
+        rows = np.array(self.buffer, dtype=np.float32)
+        work = rows.copy()
+        if self.pipe.diff:
+            work = rows[1:].copy()
+            work[:, :o] = rows[1:, :o] - rows[:-1, :o]
+        scaled = ((work - self.shift) / self.scale).astype(np.float32)
+        raw = self.model(torch.from_numpy(scaled)[None])[0].numpy()[0, 0].astype(np.float64)
+        pred = raw * self.scale[:o] + self.shift[:o]
+        return rows[-1, :o].astype(np.float64) + pred if self.pipe.diff else pred

@@ -150,8 +150,14 @@ class Run:
         out = self.behaviour.generate(self, prompts, int(steps))
         return out[0] if single else out
 
-    def stream(self) -> Stream:
-        """A streaming predictor: ``s.update(x)`` returns the forecast of the next value."""
+    def stream(self, series: str | None = None) -> Stream:
+        """A streaming predictor: ``s.update(x)`` returns the forecast of the next value. A
+        panel run streams one of its series, named by ``series`` and primed on its last rows."""
+        if self.kind == "panel":
+            return self.behaviour.stream(self, series)
+        if series is not None:
+            raise ConfigError(f"stream(series={series!r}): a {self.kind} run streams its data "
+                              "without a series id; call stream().")
         return self.behaviour.stream(self)
 
     def export(self, path: str | Path, format: str = "onnx", steps: int = 12,

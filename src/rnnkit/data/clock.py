@@ -13,7 +13,8 @@ import pandas as pd
 
 from rnnkit.data.timeline import frequency, infer_freq
 
-__all__ = ["extend_index", "future_times", "index_info", "infer_freq", "time_info"]
+__all__ = ["extend_index", "future_times", "index_info", "infer_freq", "past_times",
+           "time_info"]
 
 
 def index_info(index: pd.Index) -> dict:
@@ -67,3 +68,17 @@ def future_times(info: dict, last: np.ndarray, steps: int) -> np.ndarray:
         return (last.astype("datetime64[ns]")[:, None]
                 + step * np.arange(1, steps + 1)[None, :])
     return last.astype(np.int64)[:, None] + int(info["step"]) * np.arange(1, steps + 1)[None, :]
+
+
+def past_times(info: dict, last: np.ndarray, rows: int) -> np.ndarray:
+    """(S, rows) times of the last ``rows`` rows of each series, ending at ``last`` (S,):
+    ``future_times`` run backwards, by the same frequency or step."""
+    if info["kind"] == "datetime" and info.get("freq"):
+        lasts = pd.DatetimeIndex(last.astype("datetime64[ns]"))
+        return np.stack([pd.date_range(end=t, periods=rows, freq=info["freq"]).to_numpy()
+                         for t in lasts])
+    back = np.arange(rows - 1, -1, -1)[None, :]
+    if info["kind"] == "datetime":
+        step = pd.Timedelta(info["step"]).to_timedelta64()
+        return last.astype("datetime64[ns]")[:, None] - step * back
+    return last.astype(np.int64)[:, None] - int(info["step"]) * back

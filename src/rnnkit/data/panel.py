@@ -167,8 +167,10 @@ class PanelPipeline:
         o = len(self.targets)
         w, h = self.window, self.horizon
         inputs = data.unfold(0, w, 1).permute(0, 2, 1)  # row s: data rows s .. s+w-1
-        # row s: the h target rows after the window that starts at s
-        targets = data[w:, :o].unfold(0, h, 1).permute(0, 2, 1)
+        # row s: the h target rows after the window that starts at s (none when the data is
+        # a single window: "all" then forecasts past its end, where no target is known)
+        targets = (data[w:, :o].unfold(0, h, 1).permute(0, 2, 1) if len(data) >= w + h
+                   else data.new_zeros(0, h, o))
         return Pairs(inputs, targets, index=index)
 
     def origins(self, index: Segments, k: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

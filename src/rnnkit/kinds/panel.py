@@ -20,11 +20,11 @@ from rnnkit.data.clock import future_times, time_info
 from rnnkit.data.panel import PanelPipeline
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read_panel import Panel, read_panel
-from rnnkit.errors import CheckpointError, DataError
+from rnnkit.errors import CheckpointError, DataError, did_you_mean
 from rnnkit.evaluate import adaptive, intervals, learned, panel_scores
 from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import rolling_forecast, sample_paths
+from rnnkit.inference import SeriesOfPanel, rolling_forecast, sample_paths
 from rnnkit.kinds.panel_rows import BATCH, forecasts, known_truth, split_pairs
 from rnnkit.persist import load_weights, save_weights
 
@@ -226,8 +226,19 @@ class PanelKind:
                         "sequence runs.")
 
     @staticmethod
-    def stream(run: Any) -> Any:
-        raise DataError("streaming takes one series; fit that series alone to stream it.")
+    def stream(run: Any, series: str | None = None) -> SeriesOfPanel:
+        """A stream of the series ``series``, primed on its last rows in the fitted data."""
+        ids = [str(i) for i in run.config["panel"]["ids"]]
+        if series is None:
+            raise DataError("a panel run streams one of its series at a time: "
+                            "run.stream(series=id).")
+        if str(series) not in ids:
+            raise DataError(f"series {str(series)!r} was not in the training panel, so its "
+                            "scaling is unknown; stream one of the run's series or fit again "
+                            f"with it.{did_you_mean(str(series), ids)}")
+        i = ids.index(str(series))
+        primer = None if run.tail is None else run.tail["values"][i]
+        return SeriesOfPanel(run.model, run.pipeline, i, primer)
 
     # --- files -----------------------------------------------------------------------------
     @staticmethod

@@ -209,6 +209,18 @@ def values_frame(rows: np.ndarray, layout: Layout) -> pd.DataFrame:
     return frame
 
 
+def series_frame(rows: np.ndarray, layout: Layout, sid: str, times: np.ndarray | None
+                 ) -> pd.DataFrame:
+    """Rows (n, F) of one series of a panel run, at ``times`` (None: no time column), as the
+    long table the run reads."""
+    ident, time = layout.panel or ("unique_id", None)
+    frame = pd.DataFrame(rows, columns=layout.columns)
+    if time is not None and times is not None:
+        frame.insert(0, time, times)
+    frame.insert(0, ident, sid)
+    return frame
+
+
 def row_numbers(index: pd.Index) -> list[int]:
     """The row numbers of ``values_frame``'s rows (and of the rows past its end)."""
     if isinstance(index, pd.DatetimeIndex):

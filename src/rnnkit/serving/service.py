@@ -32,6 +32,7 @@ from rnnkit.serving.inputs import (
     layout_of,
     numbers,
     reader_message,
+    series_frame,
     series_of,
     steps_of,
     values_frame,
@@ -48,7 +49,8 @@ class Service:
 
     def __init__(self, run: Any, state_path: Path | None, save_every: float | None) -> None:
         self.run, self.layout = run, layout_of(run)
-        self.tracker = state.Tracker(run, len(self.layout.columns), self.layout.need)
+        self.tracker = state.Tracker(run, len(self.layout.columns), self.layout.need,
+                                     panel=self.layout.panel is not None)
         self.state_path, self.save_every = state_path, save_every
         self.mark = state.fingerprint(run)
         self.lock = threading.Lock()
@@ -81,9 +83,6 @@ class Service:
         return frame_json(out, self.layout, "prediction", self.layout.horizon, numbered, offset)
 
     def update(self, body: dict) -> dict:
-        if self.layout.panel is not None:
-            raise DataError("/update tracks single series; a panel run forecasts its series "
-                            "with POST /forecast {\"history\": {...columns...}, \"steps\": N}.")
         sid = series_of(body)
         if "values" not in body:
             raise DataError("values is missing; send {\"series\": id, \"values\": [...]}.")
@@ -143,7 +142,11 @@ class Service:
         if "history" in body and "series" in body:
             raise DataError("send history or series, not both.")
         if "series" in body:
-            rows, seen = self.tracker.rows(series_of(body))
+            sid = series_of(body)
+            rows, seen = self.tracker.rows(sid)
+            if self.layout.panel is not None:
+                times = self.tracker.times(sid, len(rows), seen)
+                return series_frame(rows, self.layout, sid, times), False, 0
             return values_frame(rows, self.layout), True, seen - len(rows)
         if "history" in body:
             frame, numbered = history_frame(body["history"], self.layout)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit.data.clock import future_times, past_times
 from rnnkit.errors import CheckpointError, DataError, RnnkitError, did_you_mean
 from rnnkit.inference import Stream
 from rnnkit.lock import writing
@@ -53,11 +54,23 @@ class Tracked:
 class Tracker:
     """Every tracked series of one run, by id. Not thread-safe: the server holds its lock."""
 
-    def __init__(self, run: Any, width: int, need: int) -> None:
-        self.run, self.width = run, width
+    def __init__(self, run: Any, width: int, need: int, panel: bool = False) -> None:
+        self.run, self.width, self.panel = run, width, panel
+        self.primed = need if panel else 0  # rows a series starts with, before any update
         self.keep = need + 1 + VOLATILITY_ROWS
         self.series: dict[str, Tracked] = {}
         self.changed = False  # updated since the state file was last written
+
+    def _new(self, sid: str) -> Tracked:
+        """A series seen for the first time. A panel's series starts from its last rows in
+        the run (its stream is primed on them): only the run's own series have a scaling."""
+        if not self.panel:
+            return Tracked(self.run.stream(), deque(maxlen=self.keep), 0)
+        try:
+            stream = self.run.stream(series=sid)
+        except DataError as exc:
+            raise UnknownSeries(str(exc)) from None
+        return Tracked(stream, deque(stream.buffer, maxlen=self.keep), 0)
 
     def update(self, sid: str, rows: np.ndarray) -> tuple[int, np.ndarray]:
         """Feed ``rows`` (n, F) to series ``sid`` (created on first use); return how many
@@ -67,7 +80,7 @@ class Tracker:
             if len(self.series) >= MAX_SERIES:
                 raise DataError(f"the server already tracks {MAX_SERIES} series, the most it "
                                 f"keeps; update one of them or start a server per group.")
-            item = Tracked(self.run.stream(), deque(maxlen=self.keep), 0)
+            item = self._new(sid)
         nxt = np.full(1, np.nan)
         for row in rows:
             nxt = item.stream.update(row)
@@ -78,13 +91,28 @@ class Tracker:
         return item.seen, nxt
 
     def rows(self, sid: str) -> tuple[np.ndarray, int]:
-        """(recent rows (n, F), values seen) of series ``sid``."""
+        """(recent rows (n, F), values seen) of series ``sid``; a panel's series not fed yet
+        has its rows in the run."""
         item = self.series.get(sid)
+        if item is None and self.panel:
+            item = self._new(sid)
         if item is None:
             raise UnknownSeries(f"series {sid!r} is not tracked{did_you_mean(sid, self.series)}"
                                 "; feed it first with POST /update {\"series\": id, "
                                 "\"values\": [...]}.")
         return np.array(item.recent), item.seen
+
+    def times(self, sid: str, rows: int, seen: int) -> np.ndarray | None:
+        """The times of a panel series' last ``rows`` tracked rows: its rows in the run end at
+        the run's last time of it, and each value fed since is one step of the panel's clock
+        later. None when the panel has no time column."""
+        clock = self.run.config["panel"]["clock"]
+        if clock["kind"] == "row":
+            return None
+        i = [str(s) for s in self.run.config["panel"]["ids"]].index(sid)
+        last = self.run.tail["last"][i : i + 1]
+        fed = future_times(clock, last, seen)[0] if seen else last[:0]
+        return np.concatenate([past_times(clock, last, self.keep)[0], fed])[-rows:]
 
     # --- to and from JSON ------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -107,23 +135,27 @@ class Tracker:
                 raise ValueError(f"series {sid!r}: recent rows are not finite rows of "
                                  f"{self.width} values")
             seen = int(d["seen"])
-            if seen < len(rows):
+            if seen + self.primed < len(rows):
                 raise ValueError(f"series {sid!r}: seen={seen} is fewer than its rows")
             # a state of the wrong shape fails on this copy, now, not in a request later
-            probe = self._stream(d["stream"]).update(rows[-1])
+            probe = self._stream(sid, d["stream"]).update(rows[-1])
             if not (np.isnan(probe).all() or np.isfinite(probe).all()):
                 raise ValueError(f"series {sid!r}: its state gives non-finite forecasts")
-            found[sid] = Tracked(self._stream(d["stream"]),
+            found[sid] = Tracked(self._stream(sid, d["stream"]),
                                  deque(rows[-self.keep:], maxlen=self.keep), seen)
         self.series = found
 
-    def _stream(self, d: dict) -> Stream:
-        stream = self.run.stream()
+    def _stream(self, sid: str, d: dict) -> Stream:
+        try:
+            stream = self._new(sid).stream
+        except UnknownSeries as exc:
+            raise ValueError(str(exc)) from None
         stream.state, stream.last = decode(d["state"]), decode(d["last"])
         buffered = [decode(b) for b in d["buffer"]]
         if len(buffered) > (stream.buffer.maxlen or 0):
             raise ValueError(f"a stream buffer of {len(buffered)} rows; this run keeps "
                              f"{stream.buffer.maxlen}")
+        stream.buffer.clear()  # a panel series' stream starts primed: the file's rows replace it
         stream.buffer.extend(buffered)
         return stream
 
