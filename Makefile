@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-scaling bench-panel bench-packing bench-coverage bench-accuracy setup clean chromium
+.PHONY: demo test lint bench bench-scaling bench-panel bench-packing bench-coverage bench-accuracy bench-covariates setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-coverage: $(STAMP)
 # default fit vs the best simple model on every real series (benchmarks/ACCURACY.md)
 bench-accuracy: $(STAMP)
 	$(PY) benchmarks/accuracy.py --seeds 3
+
+# what calendar features add on daily Seattle temperatures, 1 and 30 days ahead (COVARIATES.md)
+bench-covariates: $(STAMP)
+	$(PY) benchmarks/covariates.py --seeds 3
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -7,6 +7,13 @@ scaling -> windows -> one epoch of ``windows_per_epoch`` windows -> evaluation o
 series' test windows). Reported: the peak above the memory held before the fit, next to the
 table's own size, the float32 series buffer, and what the training windows would take if they
 were copied instead of viewed. Writes benchmarks/PANEL_MEMORY.md and panel_memory.json.
+
+``--covariates`` measures the same panels with and without covariates, each fit in a fresh
+process: three future-known float columns (``--future-features``; ``ds`` is integer steps, so
+no calendar) and two static columns (``region``, categorical with 4 values, and ``size``,
+numeric; ``--static``), the table holding them on every row as a long table does; ``--cases``
+picks which of none, static, future and both are fitted. Writes panel_memory_covariates.json
+and a second table in PANEL_MEMORY.md.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def point(series: int) -> dict:
+def point(series: int, case: str = "none") -> dict:
     import numpy as np
     import pandas as pd
     import torch
@@ -55,9 +62,14 @@ def point(series: int) -> dict:
                                     [f"s{i:06d}" for i in range(series)])
     df = pd.DataFrame({"unique_id": ids, "ds": t, "y": y})
     del t, y, ids
+    options = dict(OPTIONS)
+    if case != "none":
+        _add_covariates(df, rng, series)
+        options.update(future_features=FUTURE if case in ("future", "both") else [],
+                       static=STATIC if case in ("static", "both") else [])
     # a tiny fit first: torch's optimizer and compiler imports (~150 MB, once per process) are
     # not memory that grows with the data
-    rnnkit.fit(df.iloc[: 3 * LENGTH], **{**OPTIONS, "windows_per_epoch": 256})
+    rnnkit.fit(df.iloc[: 3 * LENGTH], **{**options, "windows_per_epoch": 256})
     table_mb = df.memory_usage(deep=True).sum() / 2**20
     import gc
 
@@ -74,7 +86,8 @@ def point(series: int) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    run = rnnkit.fit(df, **OPTIONS)
+    trained = TrainedPeak(peak)
+    run = rnnkit.fit(df, **options, callbacks=[trained])
     seconds = time.perf_counter() - started
     running[0] = False
     sampler.join()
@@ -83,9 +96,11 @@ def point(series: int) -> dict:
     pipe = run.pipeline
     # training origins per series: rows window-1 (+1 with diff) .. train_end - horizon - 1
     windows = series * max(0, round(LENGTH * pipe.split_fracs[0]) - WINDOW - int(pipe.diff))
-    return {"series": series, "length": LENGTH, "rows": n, "table_mb": round(table_mb, 1),
+    return {"series": series, "covariates": case, "length": LENGTH, "rows": n,
+            "inputs_per_step": run.model.cfg.input_size, "table_mb": round(table_mb, 1),
             "buffer_mb": round(buffer_mb, 1), "rss_before_mb": round(before, 1),
             "peak_growth_mb": round(peak[0] - before, 1),
+            "peak_to_trained_mb": round(trained.seen - before, 1),
             "growth_per_buffer_mb": round((peak[0] - before) / buffer_mb, 2),
             "train_windows": windows,
             "copied_windows_mb": round(windows * WINDOW * 4 / 2**20, 1),
@@ -93,20 +108,80 @@ def point(series: int) -> dict:
             "best_baseline_rmse": min(b["rmse"] for b in run.metrics["baselines"].values())}
 
 
+class TrainedPeak:
+    """A fit callback keeping the peak sampled up to the end of training (read, scaling,
+    windows, the epoch), before calibration and evaluation."""
+
+    def __init__(self, peak: list[float]) -> None:
+        self.peak, self.seen = peak, float("nan")
+
+    def on_train_begin(self, state: object) -> None:
+        pass
+
+    def on_epoch_end(self, state: object) -> None:
+        pass
+
+    def on_train_end(self, state: object) -> None:
+        self.seen = max(self.peak[0], rss_mb())
+
+
+FUTURE = ["price", "promo", "holiday"]
+STATIC = ["region", "size"]
+
+
+def _add_covariates(df: object, rng: object, series: int) -> None:
+    """Three future-known columns per row and two static columns per series (repeated on
+    every row, as a long table has them)."""
+    import numpy as np
+    import pandas as pd
+
+    n = series * LENGTH
+    df["price"] = rng.uniform(1, 2, n)
+    df["promo"] = (rng.random(n) < 0.1).astype(np.float64)
+    df["holiday"] = (rng.random(n) < 0.03).astype(np.float64)
+    codes = np.repeat(np.arange(series) % 4, LENGTH)
+    df["region"] = pd.Categorical.from_codes(codes, ["north", "south", "east", "west"])
+    df["size"] = np.repeat(rng.uniform(50, 500, series).round(), LENGTH)
+
+
+CASES = {"none": "none", "static": "2 static", "future": "3 future", "both": "3 future + 2 static"}
+
+
+def _measure(sizes: list[int], case: str) -> list[dict]:
+    results = []
+    for s in sizes:
+        cmd = [sys.executable, __file__, "--point", str(s), "--case", case]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(results[-1], flush=True)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--point", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--covariates", action="store_true",
+                    help="measure each size with and without covariates (see the docstring)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="with --covariates: fresh processes per case; the table shows medians")
+    ap.add_argument("--cases", default="none,both", help="with --covariates: which of "
+                    f"{', '.join(CASES)} to fit (none comes first: the ratios are to it)")
+    ap.add_argument("--case", default="none", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.point:
-        print(json.dumps(point(args.point)))
+        print(json.dumps(point(args.point, args.case)))
         return
-    results = []
-    for s in (int(x) for x in args.sizes.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--point", str(s)], capture_output=True,
-                             text=True, check=True)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(results[-1], flush=True)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if args.covariates:
+        cases = ["none", *[c for c in args.cases.split(",") if c != "none"]]
+        runs = [{c: _measure(sizes, c) for c in cases} for _ in range(args.repeat)]
+        (HERE / "panel_memory_covariates.json").write_text(
+            json.dumps([r for one in runs for c in cases for r in one[c]], indent=2) + "\n")
+        rows = [[_median([one[c][i] for one in runs]) for c in cases] for i in range(len(sizes))]
+        _covariate_table(rows, args.repeat, args.cases)
+        return
+    results = _measure(sizes, False)
     (HERE / "panel_memory.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# Panel memory", "",
              f"`make bench-panel`: `rnnkit.fit` on synthetic panels of series of length "
@@ -123,7 +198,64 @@ def main() -> None:
                      f"{r['peak_growth_mb']} | {r['growth_per_buffer_mb']} | "
                      f"{r['train_windows']:,} | {r['copied_windows_mb']:,} | "
                      f"{r['fit_seconds']} |")
-    (HERE / "PANEL_MEMORY.md").write_text("\n".join(lines) + "\n")
+    path = HERE / "PANEL_MEMORY.md"
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(COVARIATES_HEAD) :] if COVARIATES_HEAD in old else ""
+    path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
+
+
+COVARIATES_HEAD = "## With covariates"
+
+
+def _median(results: list[dict]) -> dict:
+    """The median of each memory and time figure over repeated runs, with their ranges."""
+    import numpy as np
+
+    out = dict(results[0])
+    for key in ("peak_growth_mb", "peak_to_trained_mb", "fit_seconds"):
+        values = [r[key] for r in results]
+        out[key] = round(float(np.median(values)), 1)
+        out[f"{key}_range"] = (min(values), max(values))
+    return out
+
+
+def _covariate_table(rows: list[list[dict]], repeat: int, cases: str) -> None:
+    """The with/without table, written under COVARIATES_HEAD (replacing an earlier one)."""
+    lines = [COVARIATES_HEAD, "",
+             f"`python benchmarks/panel_memory.py --covariates --sizes 10000 --repeat {repeat} "
+             f"--cases {cases}`: "
+             "the panel above "
+             f"with three future-known columns ({', '.join(FUTURE)}; `future_features`) and two "
+             "static columns (`region`, categorical with 4 values, and `size`, numeric; "
+             "`static`), measured the same way, each fit in a fresh process, the one without "
+             "covariates in the same session. The table (the columns on every row) is in the "
+             "baseline; what grows is the float32 values (one column per known covariate: "
+             "their leads are built per batch), the buffer (targets only: the known columns are "
+             "scaled per batch) and the statics (one row per series). The `none` row is the "
+             "first table's panel fitted by today's code: its 10,000-series figure there was "
+             "measured before the prediction intervals (calibrated on every validation forecast, "
+             "scored on the test forecasts) were added to every fit.", "",
+             "| series | covariates | inputs per step | table MB | peak growth to trained MB "
+             "(range) | peak growth MB (range) | ratio | fit s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for same in rows:
+        plain = same[0]
+        for r in same:
+            ratio = r["peak_growth_mb"] / plain["peak_growth_mb"]
+            kind = CASES[r["covariates"]]
+            lines.append(f"| {r['series']:,} | {kind} | {r['inputs_per_step']} | "
+                         f"{r['table_mb']} | {_cell(r, 'peak_to_trained_mb')} | "
+                         f"{_cell(r, 'peak_growth_mb')} | {ratio:.2f} | {r['fit_seconds']} |")
+    path = HERE / "PANEL_MEMORY.md"
+    old = path.read_text() if path.exists() else ""
+    cut = old.index(COVARIATES_HEAD) if COVARIATES_HEAD in old else len(old)
+    head = old[:cut].rstrip()
+    path.write_text(head + "\n\n" + "\n".join(lines) + "\n")
+
+
+def _cell(r: dict, key: str) -> str:
+    lo, hi = r.get(f"{key}_range", (r[key], r[key]))
+    return f"{r[key]}" + (f" ({lo}-{hi})" if lo != hi else "")
 
 
 if __name__ == "__main__":

@@ -224,3 +224,36 @@ def test_stateful_panel_export_steps_a_series_by_its_own_scaling(tmp_path: Path)
         y, feed["buffer"], feed["seen"] = sess.run(None, {"x": np.array([[value]]), **feed})
     expected = [stream.update(v) for v in own[-8:] * 1.05][-1]
     np.testing.assert_allclose(y[0], expected, rtol=RTOL)
+
+
+@pytest.mark.parametrize(("transform", "horizon"), [("none", 1), ("diff", 1), ("none", 3)])
+def test_a_run_with_calendar_and_future_features_exports_them_as_an_input(
+        tmp_path: Path, transform: str, horizon: int) -> None:
+    from rnnkit.data import calendar
+
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2020-01-01", periods=400, freq="D")
+    promo = (rng.random(420) < 0.2).astype(float)
+    df = pd.DataFrame({"ds": days, "y": 10 + 4 * (days.day_of_week >= 5) + 3 * promo[:400]
+                       + rng.normal(size=400), "promo": promo[:400]})
+    run = rnnkit.fit(df, target="y", future_features=["promo"], calendar="weekday",
+                     transform=transform, horizon=horizon, window=5, hidden_size=8, epochs=2,
+                     quiet=True, guard=False)
+    steps = 7
+    path = export_onnx(run, tmp_path / "k.onnx", steps=steps)
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    known_meta = json.loads(meta["known"])
+    assert known_meta["columns"][0] == "promo" and known_meta["calendar"] == ["weekday"]
+    ahead = known_meta["rows_ahead"]
+    need = run.pipeline.window + int(run.pipeline.diff)
+    dates = pd.date_range(days[-need], periods=need + ahead, freq="D")
+    known = np.column_stack([promo[400 - need: 400 + ahead],
+                             calendar.encode(dates, ["weekday"], None)])
+    got = session(path).run(None, {"history": df["y"].to_numpy()[None, -need:, None],
+                                   "known": known[None]})
+    plan = pd.DataFrame({"ds": dates[need:], "promo": promo[400: 400 + ahead]})
+    ref = run.forecast(steps, future=plan)
+    np.testing.assert_allclose(got[0][0, :, 0], ref["y"].to_numpy(), rtol=RTOL)
+    np.testing.assert_allclose(got[1][0, :, 0], ref["y_lo80"].to_numpy(), rtol=RTOL)
+    with pytest.raises(ConfigError, match="--stateful with covariates known ahead"):
+        export_onnx(run, tmp_path / "s.onnx", stateful=True)

@@ -323,8 +323,10 @@ def test_panel_features_and_longer_horizons():
     assert list(pred.columns) == ["unique_id", "ds", *[f"y_t+{k}{b}" for k in (1, 2, 3)
                                                        for b in ("", "_lo80", "_hi80", "_lo95",
                                                                  "_hi95")]]
-    with pytest.raises(DataError, match="future values of the features"):
-        run.forecast(2)
+    # past-observed features: one round of the direct 3-step head, no further (issue 15)
+    assert len(run.forecast(2)) == 8 * 2
+    with pytest.raises(DataError, match=r"at most 3 steps ahead: its features \['price'\]"):
+        run.forecast(4)
     plain = rnnkit.fit(df.drop(columns="price"), window=12, horizon=3, **FAST)
     fc = plain.forecast(7)  # three rounds of the 3-step horizon, cut to 7
     assert len(fc) == 8 * 7 and fc.groupby("unique_id").size().eq(7).all()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -537,3 +538,57 @@ def test_a_panel_series_is_tracked_from_its_end_and_kept_across_a_restart(tmp_pa
         assert again.post("/forecast", {"series": "s0001", "steps": 3}).json() == got
     finally:
         again.kill()
+
+
+# --- a run with calendar features --------------------------------------------------------------
+def test_a_calendar_run_dates_tracked_values_and_wants_dates_with_a_history(tmp_path: Path):
+    """Each value fed to /update is dated one day after the one before, from the end of the
+    fitted data, so its calendar features are right; a history sent without its dates is
+    refused in one line."""
+    days = pd.date_range("2020-01-01", periods=400, freq="D")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"ds": days, "y": 10 + 4 * (days.day_of_week >= 5)
+                       + rng.normal(size=400)})
+    folder = tmp_path / "weekly"
+    run = rnnkit.fit(df, target="y", window=3, calendar="weekday", epochs=3, quiet=True,
+                     out=folder)
+    new = [11.0, 14.5, 13.9, 10.2]
+    s = Server(folder)
+    try:
+        nexts = s.post("/update", {"series": "shop", "values": new}).json()
+        got = s.post("/forecast", {"series": "shop", "steps": 3}).json()
+        r = s.post("/forecast", {"steps": 3, "history": new * 2})
+        assert r.status_code == 422 and "needs its dates" in r.json()["error"]
+    finally:
+        s.kill()
+    appended = pd.DataFrame({"ds": pd.date_range("2021-02-04", periods=4, freq="D"), "y": new})
+    expected = run.forecast(3, data=appended)
+    assert got["index"] == [t.isoformat() for t in expected.index]
+    assert got["forecast"] == pytest.approx(expected["y"].tolist(), rel=1e-9)
+    stream = run.stream()
+    assert nexts["next"] == pytest.approx(float([stream.update(v) for v in new][-1][0]))
+
+
+def test_a_run_with_future_features_takes_their_coming_values_in_the_body(tmp_path: Path):
+    days = pd.date_range("2021-01-01", periods=300, freq="D")
+    rng = np.random.default_rng(1)
+    promo = (rng.random(306) < 0.2).astype(float)
+    df = pd.DataFrame({"ds": days, "y": 20 + 5 * promo[:300] + rng.normal(size=300),
+                       "promo": promo[:300]})
+    folder = tmp_path / "sales"
+    run = rnnkit.fit(df, target="y", future_features=["promo"], calendar="none", epochs=3,
+                     quiet=True, out=folder)
+    plan = {"ds": [d.date().isoformat() for d in pd.date_range("2021-10-28", periods=6)],
+            "promo": promo[300:].tolist()}
+    s = Server(folder)
+    try:
+        got = s.post("/forecast", {"steps": 6, "future": plan}).json()
+        missing = s.post("/forecast", {"steps": 6})
+        short = s.post("/forecast", {"steps": 6, "future": {k: v[:3] for k, v in plan.items()}})
+    finally:
+        s.kill()
+    expected = run.forecast(6, future=pd.DataFrame(plan))
+    assert got["forecast"] == pytest.approx(expected["y"].tolist(), rel=1e-9)
+    assert missing.status_code == 422 and "future features ['promo']" in missing.json()["error"]
+    assert short.status_code == 422
+    assert short.json()["error"].startswith("future: no row for date 2021-10-31")

@@ -18,7 +18,7 @@ LAYERS = [
     ("errors", "config", "persist", "run_format", "lock", "data"),
     ("models",),
     ("train",),
-    ("inference",),
+    ("inference", "streaming"),
     ("evaluate",),
     ("kinds",),
     ("runs", "plots", "run_plots", "html_report", "analysis", "export"),

@@ -265,7 +265,8 @@ def _fit(data: Any, target: Any, features: list[str] | None, time: str | None,
          plan: _Resume | None) -> Run:
     """The body of ``fit``; ``plan`` continues an interrupted run from its checkpoint."""
     d_opts, m_opts, tcfg = _model_options(options)
-    prep = refits.validated_window(_prepare(data, target, features, time, d_opts), d_opts)
+    prep = refits.validated_window(refits.validated_calendar(
+        _prepare(data, target, features, time, d_opts), d_opts), d_opts)
     kind, pipe = KINDS[prep.kind], prep.pipe
     tcfg = budget.resolve(tcfg, len(pipe.pairs(prep.encoded, "train")))
     mcfg = ModelConfig(**{**kind.model_defaults(pipe), **m_opts,

@@ -83,6 +83,15 @@ class DataConfig:
     # the local volatility, level steered online) or ``split`` (fixed split conformal)
     levels: tuple[int, ...] = (80, 95)
     intervals: str = "adaptive"
+    # covariates (data/covariates.py): columns known ahead, and calendar features of the
+    # dates: "auto" (those that fit the frequency, kept when they help on validation), "none"
+    # or a list of names; holidays: a country code for a public-holiday flag
+    future_features: list[str] = field(default_factory=list)
+    calendar: str | list[str] = "auto"
+    holidays: str | None = None
+    # long format: columns constant within each series (store size, region); a text column
+    # is categorical and embedded
+    static: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.levels = interval_levels(self.levels)
@@ -171,6 +180,10 @@ class ModelConfig:
     loss: str = "mse"
     quantiles: tuple[float, ...] = ()
     ensemble: int = 1
+    # a panel's categorical static columns (data/statics.py): the last len(categories) inputs
+    # of every step are their codes, each embedded in embedding_sizes[j] numbers
+    categories: tuple[int, ...] = ()
+    embedding_sizes: tuple[int, ...] = ()
 
     @property
     def units(self) -> int:

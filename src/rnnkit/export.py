@@ -8,6 +8,12 @@ network, the way back to original units and the autoregressive loop that feeds e
 back, done as ``inference.rolling_forecast`` does it (rows read as float32, scaled in float64),
 so that onnxruntime gives what ``Run.forecast`` gives.
 
+A series run with covariates known ahead (calendar features, ``--future-features``;
+data/covariates.py) also takes ``known`` (batch, rows, K): their raw values at the history's
+last rows and at the ``rows_ahead`` rows after it (the metadata's ``known`` names the columns,
+the calendar features and holidays, and that count); calendar values come from
+``rnnkit.data.calendar.encode`` of the dates, or the client's own code for the same formulas.
+
 A panel exports one global model: its series differ only by their scaling, so the graph also
 takes ``shift`` and ``scale`` (batch, targets), each series' centre and spread, and ``sigma``
 (batch, targets), what its interval half-widths are multiplied by. The run's own series' values
@@ -42,6 +48,7 @@ import torch
 from torch import nn
 
 from rnnkit import __version__
+from rnnkit.data.covariates import rows_ahead
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.evaluate import intervals, learned
 from rnnkit.evaluate.adaptive import Adaptive
@@ -124,6 +131,52 @@ class SeriesGraph(_Forecaster):
         return self.with_bounds(point, torch.ones_like(point[:, 0]))
 
 
+class KnownSeriesGraph(SeriesGraph):
+    """history, known -> forecast (and bounds): a series run whose inputs include covariates
+    known ahead. ``known`` (batch, rows, K) holds their raw values; its last ``ahead`` rows are
+    the rows the forecast reads after the history's end, the rows before them the history's
+    last rows (at least ``window``). The graph makes each window row's leads (the values at
+    rows t+1..t+lead, data/covariates.py) and scales them as the pipeline does. Slices count
+    from the end of ``known``, so its length, like the history's, may vary."""
+
+    def __init__(self, model: nn.Module, pipe: Any, steps: int, halves: np.ndarray | None
+                 ) -> None:
+        super().__init__(model, pipe, steps, halves)
+        o = len(pipe.targets)
+        self.lead, self.ahead = int(pipe.lead), rows_ahead(steps, int(pipe.lead))
+        self.register_buffer("kshift", torch.tensor(pipe.scaler.shift[o:], dtype=torch.float64))
+        self.register_buffer("kscale", torch.tensor(pipe.scaler.scale[o:], dtype=torch.float64))
+
+    def leads(self, known: torch.Tensor, done: int) -> torch.Tensor:
+        """Scaled leads (B, window, K*lead) of the window that ends ``done`` rows after the
+        history's end."""
+        parts = []
+        for step in range(1, self.lead + 1):  # row t's lead ``step``: row t + step
+            stop = done + step - self.ahead  # from the end of ``known``; 0 means its end
+            parts.append(known[:, stop - self.window : stop if stop < 0 else None])
+        return ((torch.cat(parts, dim=-1) - self.kshift) / self.kscale).to(torch.float32)
+
+    def forward(self, history: torch.Tensor, known: torch.Tensor) -> tuple:
+        hist, out, done = history, [], 0
+        while done < self.steps:
+            need = self.window + int(self.diff)
+            rows = hist[:, -need:].to(torch.float32)
+            x = rows[:, 1:] - rows[:, :-1] if self.diff else rows
+            x = ((x.to(torch.float64) - self.shift) / self.scale).to(torch.float32)
+            raw = self.model(torch.cat([x, self.leads(known.to(torch.float32).to(
+                torch.float64), done)], dim=-1))[0]
+            if self.last_step:
+                raw = raw[:, -1:]
+            pred = raw.to(torch.float64) * self.scale + self.shift
+            if self.diff:
+                pred = hist[:, -1:] + torch.cumsum(pred, dim=1)
+            out.append(pred)
+            hist = torch.cat([hist, pred], dim=1)
+            done += int(pred.shape[1])
+        point = torch.cat(out, dim=1)[:, : self.steps]
+        return self.with_bounds(point, torch.ones_like(point[:, 0]))
+
+
 class PanelGraph(_Forecaster):
     """history, shift, scale, sigma -> forecast (and bounds): per-series scaling as inputs."""
 
@@ -188,7 +241,7 @@ class StepGraph(nn.Module):
         return (pred, *new, *([x] if self.diff else []), seen + 1)
 
 
-def exportable(run: Any) -> None:
+def exportable(run: Any, stateful: bool = False) -> None:
     """Refuse, in one line, what the ONNX forms cannot express."""
     if run.kind not in ("series", "panel"):
         raise ConfigError(f"export: a {run.kind} run cannot be exported; the ONNX forms "
@@ -196,6 +249,12 @@ def exportable(run: Any) -> None:
     if run.pipeline.features:
         raise ConfigError(f"export: the run uses the features {run.pipeline.features}, whose "
                           "future values a forecast would need; export a run without --features.")
+    known = getattr(run.pipeline, "known", None)
+    if known is not None and known.columns and (run.kind != "series" or stateful):
+        raise ConfigError(f"export: {'--stateful' if stateful else 'a panel'} with covariates "
+                          f"known ahead ({', '.join(known.columns)}) is not exported yet; "
+                          "export the forecast form of a series run, or fit with --calendar "
+                          "none and without --future-features.")
 
 
 def half_widths(run: Any, steps: int) -> tuple[np.ndarray | None, list[int]]:
@@ -236,7 +295,7 @@ def panel_multipliers(run: Any) -> dict[str, np.ndarray]:
 def export_onnx(run: Any, path: str | Path, steps: int = 12, stateful: bool = False) -> Path:
     """Write ``run``'s forecasting loop (or, ``stateful``, its one-step update) to ``path``
     as ONNX; see the module docstring for the inputs and outputs. Returns the path."""
-    exportable(run)
+    exportable(run, stateful)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ConfigError(f"export: steps={steps!r} must be a whole number from 1 to "
                           f"{MAX_STEPS}.")
@@ -278,6 +337,12 @@ def _graph(run: Any, steps: int, stateful: bool) -> tuple:
     outs = ["forecast", *[f"{side}{lv}" for lv in levels for side in ("lo", "hi")]]
     history = torch.zeros(1, need, o, dtype=torch.float64)
     dynamic = {"history": {0: "batch", 1: "rows"}, **{n: {0: "batch"} for n in outs}}
+    if run.kind == "series" and pipe.known.columns:
+        k = len(pipe.known.columns)
+        known = torch.zeros(1, need + rows_ahead(steps, pipe.lead), k, dtype=torch.float64)
+        dynamic["known"] = {0: "batch", 1: "known_rows"}
+        return (KnownSeriesGraph(run.model, pipe, steps, halves), (history, known),
+                ["history", "known"], outs, dynamic)
     if run.kind == "series":
         return SeriesGraph(run.model, pipe, steps, halves), (history,), ["history"], outs, dynamic
     ones = torch.ones(1, o, dtype=torch.float64)
@@ -324,6 +389,11 @@ def _with_metadata(data: bytes, run: Any, steps: int, stateful: bool, names: lis
             "outputs": json.dumps(outs), "window": str(run.pipeline.window),
             "diff": json.dumps(bool(run.pipeline.diff)),
             "targets": json.dumps(list(run.pipeline.targets)),
+            "known": json.dumps({**run.pipeline.known.to_json(),
+                                 "columns": run.pipeline.known.columns,
+                                 "rows_ahead": rows_ahead(steps, run.pipeline.lead)})
+            if getattr(run.pipeline, "known", None) is not None and run.pipeline.known.columns
+            else "null",
             "config": json.dumps(run.config, default=str)}
     if run.kind == "panel":
         found = panel_multipliers(run)

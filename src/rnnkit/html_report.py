@@ -167,6 +167,19 @@ def _figures(folder: Path) -> str:
     return "\n".join(out)
 
 
+def _inputs(cfg: dict) -> str:
+    """What the model reads besides the targets' past, by role, and what the fit noted (the
+    calendar features kept or left out, the window chosen, rows sorted or filled...)."""
+    pipe = cfg.get("pipeline") or {}
+    known = pipe.get("known") or {}
+    rows = {"past-observed features": ", ".join(pipe.get("features") or []) or "none",
+            "future-known features": ", ".join(known.get("future") or []) or "none",
+            "calendar features": ", ".join(known.get("calendar") or []) or "none",
+            "public holidays": known.get("holidays") or "none"}
+    notes = "".join(f"<li>{_e(n)}</li>" for n in cfg.get("notes") or [])
+    return _kv_table("inputs", rows) + (f"<ul>{notes}</ul>" if notes else "")
+
+
 def render(run: Any, folder: Path, backtest: Any = None) -> str:
     """The report page as a string (see :func:`write_report`)."""
     cfg, metrics = run.config, run.metrics or {}
@@ -191,6 +204,8 @@ def render(run: Any, folder: Path, backtest: Any = None) -> str:
             parts.append(f'<p class="sub">{_e(note)}</p>')
     parts += ["<h2>Doctor</h2>", _findings(findings)]
     parts += ["<h2>Metrics (original units) next to the baselines</h2>", _metrics_table(metrics)]
+    if cfg.get("kind") == "series":
+        parts += ["<h2>Inputs and the fit's choices</h2>", _inputs(cfg)]
     if metrics.get("intervals"):
         parts += ["<h2>Prediction intervals (test part)</h2>", _interval_table(metrics)]
     scores = learned.format_scores(metrics)

@@ -6,7 +6,6 @@ through the pipeline (unscale, integrate ``diff``) so callers only ever see orig
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -16,11 +15,11 @@ import torch
 from numpy.typing import DTypeLike
 from torch import nn
 
+from rnnkit.data.covariates import rows_ahead
 from rnnkit.data.pairs import Pairs
 from rnnkit.data.sequences import SequencePipeline
 from rnnkit.data.series import SeriesPipeline
 from rnnkit.errors import DataError
-from rnnkit.models.cells import LoopRNN
 
 BATCH = 4096  # windows per model call
 Draw = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (point, parameters) -> draws
@@ -64,14 +63,14 @@ def series_forecasts(model: nn.Module, pipe: SeriesPipeline, values: np.ndarray,
 
 
 def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
-                    steps: int) -> np.ndarray:
-    """Continue a series past its end: primes on the last window of ``history`` (rows, O),
-    forecasts ``horizon`` rows, appends them and repeats. Returns (steps, O)."""
-    if pipe.features:
-        raise DataError(
-            f"forecast past the end needs future values of the features {pipe.features}, which "
-            "are not known; use predict with a table that has them."
-        )
+                    steps: int, ahead: np.ndarray | None = None) -> np.ndarray:
+    """Continue a series past its end: primes on the last window of ``history`` (rows, O; all
+    the table's columns for a run with covariates), forecasts ``horizon`` rows, appends them
+    and repeats. ``ahead``: the known covariates of the rows after the end (data/covariates.py
+    ``rows_ahead`` of them). Returns (steps, O)."""
+    if pipe.covariates:
+        rows = ahead_rows(pipe, np.asarray(history, dtype=np.float64), steps, ahead)
+        return covariate_rolling(model, pipe, rows[None], steps)[0]
     o = len(pipe.targets)
     # float32 like the pipeline's working rows (read like its table), so a forecast from the
     # data's last row equals the prediction at that origin
@@ -79,6 +78,79 @@ def forecast_future(model: nn.Module, pipe: SeriesPipeline, history: np.ndarray,
                             diff=pipe.diff, shift=np.asarray(pipe.scaler.shift[:o]),
                             scale=np.asarray(pipe.scaler.scale[:o]),
                             last_step=pipe.shape == "next", read_as=np.float32)[0]
+
+
+def ahead_rows(pipe: SeriesPipeline, history: np.ndarray, steps: int,
+               ahead: np.ndarray | None) -> np.ndarray:
+    """(need + rows ahead, C) the last window of ``history`` and the rows after it: their
+    known covariates from ``ahead``, their targets (and past features) unknown (NaN). A run
+    with past features forecasts at most one round (its horizon): later rounds would need the
+    features' future values."""
+    if pipe.features and steps > pipe.lead:
+        raise DataError(
+            f"this run forecasts at most {pipe.lead} step{'s' if pipe.lead > 1 else ''} ahead: "
+            f"its features {pipe.features} are known only up to the last row, and each step "
+            f"further would need their future values; forecast {pipe.lead} steps, fit with "
+            "--horizon N (a direct N-step head), or give columns whose coming values you know "
+            "as --future-features.")
+    need, k = pipe.window + int(pipe.diff), len(pipe.known.columns)
+    if len(history) < need:
+        raise DataError(f"forecast needs at least {need} past values, got {len(history)}.")
+    rows = np.full((need + rows_ahead(steps, pipe.lead), history.shape[1]), np.nan)
+    rows[:need] = history[-need:]
+    if k:
+        rows[need:, -k:] = ahead
+    return rows
+
+
+def rolled_from(model: nn.Module, pipe: SeriesPipeline, values: np.ndarray,
+                origins: np.ndarray, steps: int) -> np.ndarray:
+    """(N, steps, O) forecasts rolled ``steps`` rows from each origin of ``values`` (rows,
+    C), the known covariates of the rows after each origin read from ``values`` (which must
+    hold ``rows_ahead`` of them)."""
+    o, need = len(pipe.targets), pipe.window + int(pipe.diff)
+    if not pipe.covariates:
+        rows = origins[:, None] + np.arange(-need + 1, 1)[None, :]
+        return rolling_forecast(model, np.asarray(values[rows, :o], dtype=np.float64), steps,
+                                window=pipe.window, diff=pipe.diff,
+                                shift=np.asarray(pipe.scaler.shift[:o]),
+                                scale=np.asarray(pipe.scaler.scale[:o]),
+                                last_step=pipe.shape == "next", read_as=np.float32)
+    span = np.arange(-need + 1, rows_ahead(steps, pipe.lead) + 1)
+    return covariate_rolling(model, pipe, np.asarray(values, dtype=np.float64)[
+        origins[:, None] + span[None, :]], steps)
+
+
+@torch.inference_mode()
+def covariate_rolling(model: nn.Module, pipe: Any, rows: np.ndarray, steps: int,
+                      draw: Draw | None = None, series: np.ndarray | None = None
+                      ) -> np.ndarray:
+    """``rolling_forecast`` for a run with covariates, through the pipeline's own working
+    rows: ``rows`` (S, need + rows ahead, C) each series' last window and the rows after it
+    (their known covariates filled in). Each round forecasts ``lead`` rows, writes them into
+    the targets of the rows after the window and moves on. Returns (S, steps, O).
+
+    ``pipe`` gives ``window_inputs(rows, series)`` and ``targets_back(raw, series)``, the
+    scaling of its working rows and its way back; ``series`` (S,) numbers each row's series
+    for a pipeline that scales each series by its own statistics (a panel's)."""
+    model.eval()
+    need, lead, o = pipe.window + int(pipe.diff), pipe.lead, len(pipe.targets)
+    rows = np.array(rows, dtype=np.float64)  # a copy: forecasts are written into it
+    out: list[np.ndarray] = []
+    done = 0
+    while done < steps:
+        x = torch.from_numpy(pipe.window_inputs(rows[:, done : done + need + lead], series))
+        raw = np.concatenate([_outputs(model, x[s : s + BATCH], draw)
+                              for s in range(0, len(x), BATCH)])  # (S, H, O) or (S, W, O)
+        if pipe.shape == "next":
+            raw = raw[:, -1:]
+        pred = pipe.targets_back(raw, series)
+        if pipe.diff:
+            pred = rows[:, done + need - 1, None, :o] + np.cumsum(pred, axis=1)
+        rows[:, done + need : done + need + pred.shape[1], :o] = pred
+        out.append(pred)
+        done += pred.shape[1]
+    return np.concatenate(out, axis=1)[:, :steps]
 
 
 @torch.inference_mode()
@@ -188,129 +260,6 @@ def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray]
         y = model.generate(x, steps)  # (B, steps, O)
         out[idx] = pipe.outputs_to_units(y.numpy().astype(np.float64))
     return out
-
-
-class _ScalarStepper:
-    """One scaled value in, one scaled prediction out, for a per-step model with one input and
-    one output: torch's cell kernel on the model's own weights (looked up once; they are live
-    references, so later training shows), the head as one linear call, the linear path as a
-    Python multiply. State is a per-layer list. This is what streaming latency is made of."""
-
-    def __init__(self, model: nn.Module) -> None:
-        cfg, enc = model.cfg, model.encoder
-        self.lstm, self.loop = cfg.cell == "lstm", isinstance(enc, LoopRNN)
-        self.fn = (torch.lstm_cell if self.lstm else torch.gru_cell if cfg.cell == "gru"
-                   else None if self.loop
-                   else {"tanh": torch.rnn_tanh_cell, "relu": torch.rnn_relu_cell}[
-                       enc.nonlinearity])
-        self.act = enc.act if self.loop else None
-        self.layers = [tuple(getattr(enc, f"{w}_l{k}") for w in
-                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-                       for k in range(cfg.num_layers)]
-        self.head_w, self.head_b = model.head.weight, model.head.bias
-        self.lin_w = None if model.linear is None else model.linear.weight
-        zero = torch.zeros(1, cfg.units)
-        self.zero = [(zero, zero) if self.lstm else zero for _ in self.layers]
-        self.x = torch.zeros(1, 1)
-
-    def __call__(self, value: float, state: list | None) -> tuple[float, list]:
-        self.x.fill_(value)
-        inp, new = self.x, []
-        for (w_ih, w_hh, b_ih, b_hh), prev in zip(self.layers, state or self.zero, strict=True):
-            if self.lstm:
-                h, c = torch.lstm_cell(inp, prev, w_ih, w_hh, b_ih, b_hh)
-                new.append((h, c))
-            elif self.loop:
-                h = self.act(torch.addmm(torch.nn.functional.linear(inp, w_ih, b_ih + b_hh),
-                                         prev, w_hh.t()))
-                new.append(h)
-            else:
-                h = self.fn(inp, prev, w_ih, w_hh, b_ih, b_hh)
-                new.append(h)
-            inp = h
-        y = torch.nn.functional.linear(inp, self.head_w, self.head_b).item()
-        if self.lin_w is not None:
-            y += self.lin_w.item() * value
-        return y, new
-
-
-class Stream:
-    """Feeds one observation at a time and returns the prediction of the next one.
-
-    Per-step models carry their hidden state across calls (explicitly, via ``model.step``);
-    window models keep the last ``window`` observations and re-run them. Before enough history
-    has arrived a window model returns NaN. ``reset()`` starts a new independent sequence.
-    """
-
-    def __init__(self, model: nn.Module, pipe: SeriesPipeline | SequencePipeline) -> None:
-        self.model, self.pipe = model, pipe
-        self.model.eval()
-        self.windowed = isinstance(pipe, SeriesPipeline) and pipe.shape == "window"
-        self.diff = isinstance(pipe, SeriesPipeline) and pipe.diff
-        scaler = pipe.scaler if isinstance(pipe, SeriesPipeline) else pipe.x_scaler
-        out_scaler = (pipe.y_scaler if isinstance(pipe, SequencePipeline) and pipe.y_scaler
-                      else scaler)
-        self.n_out = len(pipe.targets) if isinstance(pipe, SeriesPipeline) else pipe.n_outputs
-        # Python floats for the common one-in, one-out case: a value costs a few flops, not
-        # a round of numpy calls (the per-step latency is what streaming users feel)
-        self._in = (scaler.shift[0], scaler.scale[0])
-        self._out = (out_scaler.shift[0], out_scaler.scale[0])
-        self._scalar = len(scaler.shift) == 1 and self.n_out == 1
-        self._x = torch.zeros(1, len(scaler.shift))
-        linear = getattr(model, "linear", None)
-        self._fast = (_ScalarStepper(model) if self._scalar and not self.windowed
-                      and (linear is None or linear.in_features == 1) else None)
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = None
-        self.last: np.ndarray | float | None = None
-        need = self.pipe.window + int(self.diff) if self.windowed else 1
-        self.buffer: deque[np.ndarray] = deque(maxlen=need)
-
-    @torch.inference_mode()
-    def update(self, value: float | np.ndarray) -> np.ndarray:
-        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
-        if self.diff and not self.windowed and self.last is None:
-            # nothing to difference yet: the working series starts at the second observation
-            x = np.atleast_1d(np.asarray(value, dtype=np.float64))
-            if not np.isfinite(x).all():
-                raise DataError(f"stream: observation {value!r} is not a finite number.")
-            self.last = float(x[0]) if self._fast is not None and x.size == 1 else x
-            return np.full(self.n_out, np.nan)
-        if self._fast is not None and np.size(value) == 1:
-            v = float(np.reshape(value, -1)[0]) if np.ndim(value) else float(value)
-            if not math.isfinite(v):
-                raise DataError(f"stream: observation {value!r} is not a finite number.")
-            work = v - (self.last if self.last is not None else v) if self.diff else v
-            self.last = v
-            y, self.state = self._fast((work - self._in[0]) / self._in[1], self.state)
-            pred = y * self._out[1] + self._out[0]
-            return np.array([v + pred if self.diff else pred])
-        x = np.atleast_1d(np.asarray(value, dtype=np.float64))
-        if not np.isfinite(x).all():
-            raise DataError(f"stream: observation {value!r} is not a finite number.")
-        pipe = self.pipe
-        if self.windowed:
-            self.buffer.append(x)
-            if len(self.buffer) < self.buffer.maxlen:
-                return np.full(self.n_out, np.nan)
-            hist = np.vstack([*self.buffer, np.zeros((pipe.horizon, len(x)))])
-            return series_forecasts(self.model, pipe, hist, np.array([len(self.buffer) - 1]))[0, 0]
-        if isinstance(pipe, SeriesPipeline):  # per-step series model, several columns
-            o = self.n_out
-            work = x.copy()
-            if pipe.diff:
-                prev = self.last if isinstance(self.last, np.ndarray) else x
-                work[:o] = x[:o] - prev[:o]
-            self.last = x
-            inp = torch.from_numpy(pipe.scaler.transform(work))[None, :]
-            y, self.state = self.model.step(inp, self.state)
-            pred = pipe.scaler.inverse(y.numpy()[0], slice(0, o))
-            return x[:o] + pred if pipe.diff else pred
-        inp = torch.from_numpy(pipe.inputs_to_model(x))[None, :]
-        y, self.state = self.model.step(inp, self.state)
-        return pipe.outputs_to_units(y.numpy()[0].astype(np.float64))
 
 
 class SeriesOfPanel:

@@ -5,11 +5,15 @@ the fit's data and pipeline). ``fit`` (api.py) calls both."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.data import calendar, covariates
+from rnnkit.errors import FewPointsWarning
+from rnnkit.evaluate import calendar_check
 from rnnkit.kinds import KINDS
 from rnnkit.models.ensemble import Members
 from rnnkit.train import objectives, rolling, window
@@ -36,6 +40,54 @@ def validated_window(prep: Any, d_opts: dict) -> Any:
             f"(the default, one season, was {pipe.window})")
     return replace(prep, dcfg=dcfg, pipe=cut, data=data, encoded=cut.encode(data),
                    notes=[*prep.notes, note])
+
+
+def validated_calendar(prep: Any, d_opts: dict) -> Any:
+    """``prep`` with the automatic calendar features that pass ``evaluate/calendar_check.py``:
+    those whose cycle is longer than the window unless they hurt, the others only where they
+    help; the fit's output says which way each went."""
+    pipe = prep.pipe
+    if (prep.kind != "series" or d_opts.get("calendar", "auto") != "auto"
+            or not pipe.known.calendar or pipe.known.holidays or pipe.shape != "window"):
+        return prep
+    long, short = calendar_check.by_cycle(list(pipe.known.calendar), prep.data.index,
+                                          pipe.window)
+    built = {tuple(pipe.known.calendar): prep}
+    errors: dict[tuple, Any] = {}
+
+    def judged(names: list[str]) -> Any:
+        key = tuple(n for n in pipe.known.calendar if n in names)
+        if key not in built:
+            built[key] = _with_calendar(prep, list(key))
+        if key not in errors:
+            errors[key] = calendar_check.ar_errors(built[key].pipe, built[key].encoded)
+        return errors[key]
+
+    kept, notes = [], []
+    for names, rule in ((long, calendar_check.hurts), (short, calendar_check.helps)):
+        if not names:
+            continue
+        verdict, said = rule(judged([*kept, *names]), judged(kept), pipe.horizon)
+        stays = verdict if rule is calendar_check.helps else not verdict
+        what = calendar.describe(names, None)
+        why = ("their cycle is longer than the window" if rule is calendar_check.hurts
+               else "their cycle fits in the window")
+        notes.append(f"calendar features {'kept' if stays else 'left out'}: {what} ({why}; "
+                     f"{said})")
+        kept += names if stays else []
+    chosen = built.get(tuple(n for n in pipe.known.calendar if n in kept)) or _with_calendar(
+        prep, kept)
+    return replace(chosen, notes=[*prep.notes, *notes])
+
+
+def _with_calendar(prep: Any, names: list[str]) -> Any:
+    """``prep`` fitted again with only the calendar features ``names``."""
+    data, known = covariates.with_calendar(prep.data, prep.pipe.known, names)
+    dcfg = replace(prep.dcfg, calendar=list(known.calendar))
+    with warnings.catch_warnings():  # the same rows again: the fit already warned about them
+        warnings.simplefilter("ignore", FewPointsWarning)
+        pipe, data = KINDS[prep.kind].pipeline.fit(data, dcfg)
+    return replace(prep, dcfg=dcfg, pipe=pipe, data=data, encoded=pipe.encode(data))
 
 
 def earlier_cuts(prep: Any, m_opts: dict, asked: TrainConfig, objective: str, build: Build

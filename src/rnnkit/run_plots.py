@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rnnkit import plots
 from rnnkit.evaluate import intervals
@@ -56,7 +57,9 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
                               folder / "predictions.png", ev.truth, ev.bounds or None),
            plots.series_residuals(index, ev.origins, ev.pred, ev.truth, ev.baselines, name,
                             folder / "residuals.png")]
-    if not pipe.features:
+    # past the end only what the run forecasts alone: not past features' or the user's future
+    # features' coming values (calendar features come from the dates)
+    if not pipe.features and not pipe.known.future:
         steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
         fc = run.forecast(steps)
         base, base_name = None, ""
@@ -66,6 +69,9 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
         levels = intervals.levels_of(run.config)
         bands = {lv: (fc[f"{name}_lo{lv}"].to_numpy(), fc[f"{name}_hi{lv}"].to_numpy())
                  for lv in levels if f"{name}_lo{lv}" in fc}
+        if not isinstance(fc.index, type(index)):  # irregular dates: numbered steps ahead
+            index, fc.index = pd.RangeIndex(len(index)), pd.RangeIndex(
+                len(index), len(index) + len(fc))
         out.append(plots.forecast(index, values, fc.index, fc[pipe.targets].to_numpy(), name,
                             folder / "forecast.png", bounds, base, base_name, bands))
     return out

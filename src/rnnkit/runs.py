@@ -26,7 +26,6 @@ from rnnkit.data.sequences import as_sequences
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.evaluate import intervals, learned, scoring
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import Stream
 from rnnkit.kinds import KINDS
 from rnnkit.lock import writing
 from rnnkit.models.network import RecurrentNet
@@ -40,6 +39,7 @@ from rnnkit.persist import (
     write_json,
 )
 from rnnkit.run_format import FORMAT_VERSION, VERSION_KEY, migrate
+from rnnkit.streaming import Stream
 
 
 class Run:
@@ -137,9 +137,15 @@ class Run:
         sequence (seq2one and continuation: a DataFrame with the bounds; next: an array)."""
         return self.behaviour.predict(self, data, target)
 
-    def forecast(self, steps: int, data: Any = None) -> pd.DataFrame:
-        """Continue the series past its end for ``steps`` rows (primes on the last window)."""
-        return self.behaviour.forecast(self, steps, data)
+    def forecast(self, steps: int, data: Any = None, future: Any = None) -> pd.DataFrame:
+        """Continue the series past its end for ``steps`` rows (primes on the last window).
+        ``future``: the coming values of a run's future features (a DataFrame or CSV/Parquet
+        path with the data's time column), one row per date ahead; calendar features are
+        generated from the dates."""
+        if future is not None and self.kind == "sequences":
+            raise ConfigError("future: a sequence run has no future features; leave it out.")
+        return (self.behaviour.forecast(self, steps, data, future) if future is not None
+                else self.behaviour.forecast(self, steps, data))
 
     def generate(self, prompt: Any, steps: int) -> np.ndarray:
         """Prime on each prompt and generate ``steps`` values: (steps, O) for one prompt,

@@ -16,6 +16,7 @@ from rnnkit import __version__
 from rnnkit.cli.export import add_export
 from rnnkit.cli.options import (
     add_checkpoint_options,
+    add_covariate_options,
     add_panel_options,
     add_training_options,
     collect,
@@ -171,7 +172,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     import rnnkit
 
     run = rnnkit.load(args.run)
-    return _write_frame(args, run.forecast(args.steps, args.data))
+    return _write_frame(args, run.forecast(args.steps, args.data, future=args.future))
 
 
 def _write_frame(args: argparse.Namespace, frame: Any) -> int:
@@ -270,6 +271,7 @@ def _add_fit(sub: Any) -> None:
     c.add_argument("--time", help="time column (default: detected)")
     c.add_argument("--out", help="run folder (default runs/<file>-<target>)")
     add_training_options(c)
+    add_covariate_options(c)
     add_checkpoint_options(c)
     add_panel_options(c)
     c.set_defaults(func=cmd_fit)
@@ -306,6 +308,8 @@ def _add_predictions(sub: Any) -> None:
     c.add_argument("run")
     c.add_argument("--steps", type=int, required=True)
     c.add_argument("--data", help="history to continue (default: the fitted series)")
+    c.add_argument("--future", metavar="CSV", help="the coming values of the run's future "
+                   "features, one row per date ahead, with the data's time column")
     c.add_argument("--out", help="write a CSV here instead of printing")
     c.set_defaults(func=cmd_forecast)
 

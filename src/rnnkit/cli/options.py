@@ -86,6 +86,27 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def add_covariate_options(p: argparse.ArgumentParser) -> None:
+    """``fit`` only: covariates and their roles (see docs/covariates.md)."""
+    g = p.add_argument_group("covariates (see docs/covariates.md)")
+    g.add_argument("--future-features", dest="future_features", type=_names, default=None,
+                   metavar="A,B", help="columns whose coming values are known (promotions, "
+                   "planned prices); forecast then reads them from --future")
+    g.add_argument("--calendar", default=None, metavar="auto|none|LIST",
+                   help="calendar features of the dates: auto (default: those that fit the "
+                   "frequency, kept when they help on validation), none, or a list of hour, "
+                   "weekday, dayofyear, month")
+    g.add_argument("--holidays", default=None, metavar="CC", help="add a public-holiday flag "
+                   "for this country code (e.g. US, GB, DE)")
+    g.add_argument("--static", dest="static", type=_names, default=None, metavar="A,B",
+                   help="long format: columns constant within each series (store size, "
+                   "region); text columns are categorical and embedded")
+
+
 def add_panel_options(p: argparse.ArgumentParser) -> None:
     """``fit`` only: long-format panels and multi-process training (see docs/scaling.md)."""
     g = p.add_argument_group("panels and scale-out (see docs/scaling.md)")
@@ -119,7 +140,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     """The options the user actually gave, by their Python names."""
     names = [o[0] for o in OPTIONS] + ["linear_path", "guard", "fill", "duplicates", "levels",
                                        "intervals", "checkpoint_every", "keep_checkpoints",
-                                       "id", "skip_short"]
+                                       "id", "skip_short", "future_features", "calendar",
+                                       "holidays", "static"]
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "quiet", False):
         out["quiet"] = True

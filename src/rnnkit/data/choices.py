@@ -29,5 +29,5 @@ def default_window(period: int | None, train_rows: int, horizon: int, diff: bool
 def differenced(rows: np.ndarray, n_targets: int) -> np.ndarray:
     """Working rows with diff: target changes ``y[t] - y[t-1]`` and the features of row t, for
     t = 1..n-1 (one row fewer than ``rows``)."""
-    o = n_targets
-    return np.concatenate([np.diff(rows[:, :o], axis=0), rows[1:, o:]], axis=1)
+    o = n_targets  # rows (T, C), or (S, T, C) for several windows at once
+    return np.concatenate([np.diff(rows[..., :o], axis=-2), rows[..., 1:, o:]], axis=-1)

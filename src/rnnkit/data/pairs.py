@@ -5,10 +5,13 @@ lengths. Windows over a long series are strided views (``Tensor.unfold``) of one
 copies; a batch is gathered by index only when it is used. Windows of a panel (many series in
 one buffer) are the rows of such a view that lie inside one series: a :class:`Segments` index
 maps pair numbers to view rows without an index array, so memory stays that of the data.
+Inputs that are not rows of the buffer (a panel's covariates known ahead and static inputs)
+are joined to a batch as it is gathered (``join``), never stored per window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +54,8 @@ class Pairs:
 
     With ``index`` (panels, samples), inputs and targets are views over every start row of a
     buffer and only the rows ``index`` names are pairs (Segments, or a tensor of rows);
-    ``take`` and ``rows`` gather those.
+    ``take`` and ``rows`` gather those. ``join``: (gathered inputs (B, T, F), their view rows
+    (B,)) -> the full inputs (B, T, F + extra), for inputs joined per batch.
     """
 
     inputs: torch.Tensor
@@ -59,6 +63,7 @@ class Pairs:
     mask: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
     index: Segments | torch.Tensor | None = None
+    join: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.index) if self.index is not None else int(self.inputs.shape[0])
@@ -75,14 +80,15 @@ class Pairs:
         k = torch.randperm(n, generator=gen, dtype=torch.int32 if n < 2**31 else torch.int64)
         k = k[:size].sort().values.long()
         rows = k if self.index is None else self._rows(k)
-        return Pairs(self.inputs, self.targets, self.mask, self.lengths, rows)
+        return Pairs(self.inputs, self.targets, self.mask, self.lengths, rows, self.join)
 
     def take(self, idx: torch.Tensor) -> Pairs:
         """Gather pairs ``idx`` (a batch) into contiguous tensors."""
         if self.index is not None:
             idx = self._rows(idx)
+        inputs = self.inputs[idx]
         return Pairs(
-            self.inputs[idx],
+            inputs if self.join is None else self.join(inputs, idx),
             self.targets[idx],
             None if self.mask is None else self.mask[idx],
             None if self.lengths is None else self.lengths[idx],
@@ -94,7 +100,7 @@ class Pairs:
             return None if t is None else t.to(device)
 
         return Pairs(self.inputs.to(device), self.targets.to(device), move(self.mask),
-                     move(self.lengths), self.index)
+                     move(self.lengths), self.index, self.join)
 
     def rows(self, start: int, stop: int) -> Pairs:
         """Pairs ``start..stop-1``: views when the pairs are plain, gathered for a panel."""

@@ -6,11 +6,16 @@ windows ``window -> horizon`` exactly as a single series is. The working buffer 
 data row (with ``diff``, a series' first row is an unused zero), so a window's rows are data rows.
 Windows are rows of one strided view; a :class:`~rnnkit.data.pairs.Segments` index names the
 ones of a split, so no window is copied and no per-window array exists.
+
+Covariates (``data/covariates.py`` for the roles): past features are buffer columns like the
+targets; covariates known ahead stay raw in the panel's values and static inputs stay one row
+per series, both joined to each window when its batch is gathered (``data/panel_join.py``), so
+the buffer never holds a lead or a static per row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -18,11 +23,14 @@ import torch
 
 from rnnkit.config import DataConfig
 from rnnkit.data.choices import default_window, differenced, wants_diff
+from rnnkit.data.covariates import Known
 from rnnkit.data.pairs import Pairs, Segments
+from rnnkit.data.panel_join import PanelJoin, numpy_inputs
 from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.read_panel import Panel
 from rnnkit.data.scale import Scaler
 from rnnkit.data.series import (
+    known_of,
     origin_span,
     rows_needed,
     scored_part,
@@ -31,6 +39,7 @@ from rnnkit.data.series import (
     split_text,
     warn_few_points,
 )
+from rnnkit.data.statics import Statics
 from rnnkit.data.stats import detect_period, trend_strength
 from rnnkit.errors import ConfigError, DataError
 
@@ -56,6 +65,30 @@ class PanelPipeline:
     scale: np.ndarray  # (S, F) float64: per-series spread (1 where a series is flat)
     shape: str = "window"
     warmup: int = 0
+    known: Known = field(default_factory=Known)  # covariates known ahead: the last columns
+    statics: Statics = field(default_factory=Statics)  # how static columns become inputs
+    static_rows: np.ndarray | None = None  # (S, Z) float32 static inputs of every series
+
+    @property
+    def lead(self) -> int:
+        """Rows ahead whose known covariates each input row carries: the horizon."""
+        return self.horizon
+
+    @property
+    def base(self) -> int:
+        """Columns of the scaled buffer: targets and past features."""
+        return len(self.targets) + len(self.features)
+
+    @property
+    def width(self) -> int:
+        """Model inputs per step: targets, past features, each known covariate's leads and
+        the static inputs."""
+        return self.base + len(self.known.columns) * self.lead + self.statics.width
+
+    @property
+    def covariates(self) -> bool:
+        """Whether the inputs hold more than the targets' own past."""
+        return bool(self.features or self.known.columns or self.statics)
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -92,10 +125,17 @@ class PanelPipeline:
         Returns the pipeline and the panel it was fitted on (short series removed)."""
         window, diff, period, r2 = cls.choose(data, cfg)
         panel = _without_short(data, window, cfg.horizon, diff, cfg)
+        known = known_of(cfg)
+        if list(panel.known) != known.columns:
+            raise ConfigError(f"internal: the panel's known columns {panel.known} are not the "
+                              f"config's {known.columns}; read it with PanelKind.read.")
+        statics = Statics.fit(panel.static)
         pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
                    cfg.scaler, tuple(cfg.split), r2,
                    np.zeros((len(panel), panel.values.shape[1])),
-                   np.ones((len(panel), panel.values.shape[1])))
+                   np.ones((len(panel), panel.values.shape[1])), known=known, statics=statics,
+                   static_rows=statics.encode(panel.static, panel.source, panel.ids)
+                   if statics else None)
         if len(pipe.segments("train", panel.offsets)) == 0:
             raise DataError(f"{panel.source}: no series has a complete training window "
                             f"(window {window} + horizon {cfg.horizon}); use a smaller --window "
@@ -115,8 +155,8 @@ class PanelPipeline:
 
     def working(self, panel: Panel) -> np.ndarray:
         """Rows before scaling: target changes (with diff; 0 at each series' first row) and
-        features as they are. float32, one row per data row."""
-        work = np.array(panel.values, dtype=np.float32)
+        features as they are (not the known block). float32, one row per data row."""
+        work = np.array(panel.values[:, : self.base], dtype=np.float32)
         if self.diff:
             o = len(self.targets)
             work[1:, :o] = panel.values[1:, :o] - panel.values[:-1, :o]
@@ -124,11 +164,47 @@ class PanelPipeline:
         return work
 
     def tensor(self, panel: Panel) -> torch.Tensor:
-        """The scaled working buffer (rows, F), each series by its own statistics."""
-        work = self.working(panel)
+        """The scaled working buffer (rows, targets + features), each series by its own
+        statistics."""
+        work, f = self.working(panel), self.base
         for i, (a, b) in enumerate(zip(panel.offsets[:-1], panel.offsets[1:], strict=True)):
-            work[a:b] = (work[a:b] - self.shift[i]) / self.scale[i]
+            work[a:b] = (work[a:b] - self.shift[i, :f]) / self.scale[i, :f]
         return torch.from_numpy(work)
+
+    def join(self, encoded: Encoded) -> PanelJoin | None:
+        """What windows over ``encoded`` read besides its buffer: the known covariates'
+        leads and the static inputs (None when the run has neither)."""
+        panel: Panel = encoded.dataset
+        if not (self.known.columns or self.statics):
+            return None
+        dev = encoded.buffer.device
+        out = PanelJoin(torch.as_tensor(panel.offsets, device=dev), self.window, self.lead)
+        if self.known.columns:
+            out.known = torch.from_numpy(panel.values[:, self.base :]).to(dev)  # CPU: a view
+            out.shift = torch.from_numpy(self.shift[:, self.base :]).to(dev)
+            out.scale = torch.from_numpy(self.scale[:, self.base :]).to(dev)
+        if self.statics:
+            out.statics = torch.from_numpy(self.static_rows).to(dev)
+        return out
+
+    def window_inputs(self, rows: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        """Scaled inputs (S, window, F) of windows given as raw rows (S, need + L, C) of the
+        series ``series`` (S,): each window's rows up to its origin (window, + 1 with diff),
+        then the ``lead`` or more rows after it, whose known covariates the leads read."""
+        o, w, d, lead = len(self.targets), self.window, int(self.diff), self.lead
+        x = np.asarray(rows, dtype=np.float32)  # as the panel holds its values
+        work = x[:, d : d + w, : self.base].copy()
+        if self.diff:  # float32 changes, as ``working`` computes them
+            work[..., :o] = x[:, 1 : w + 1, :o] - x[:, :w, :o]
+        known = x[:, d + 1 : d + w + lead, self.base :] if self.known.columns else None
+        statics = None if self.static_rows is None else self.static_rows[series]
+        return numpy_inputs(work, known, lead, (self.shift[series], self.scale[series]),
+                            statics)
+
+    def targets_back(self, raw: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        """Scaled model outputs (S, H, O) of the series ``series`` -> working units."""
+        o = len(self.targets)
+        return raw * self.scale[series, None, :o] + self.shift[series, None, :o]
 
     # --- windows ---------------------------------------------------------------------------
     def bounds(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +228,8 @@ class PanelPipeline:
     def pairs(self, encoded: Encoded, split: str) -> Pairs:
         """Windows of ``split`` of every series (views of the encoded buffer)."""
         return self.windows(encoded.buffer,
-                            self.segments(check_split(split), encoded.dataset.offsets))
+                            self.segments(check_split(split), encoded.dataset.offsets),
+                            self.join(encoded))
 
     def to_units(self, outputs: np.ndarray, encoded: Encoded, split: str) -> np.ndarray:
         index = self.segments(split, encoded.dataset.offsets)
@@ -160,10 +237,15 @@ class PanelPipeline:
         return self.to_levels(outputs, series, last, encoded.dataset.values)
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
+        out = {"shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
+        if self.static_rows is not None:
+            out["statics"] = torch.from_numpy(np.ascontiguousarray(self.static_rows))
+        return out
 
-    def windows(self, data: torch.Tensor, index: Segments) -> Pairs:
-        """Windows named by ``index`` over the scaled buffer ``data`` (views, no copies)."""
+    def windows(self, data: torch.Tensor, index: Segments, join: PanelJoin | None = None
+                ) -> Pairs:
+        """Windows named by ``index`` over the scaled buffer ``data`` (views, no copies);
+        ``join`` adds the covariates a batch gathers besides them."""
         o = len(self.targets)
         w, h = self.window, self.horizon
         inputs = data.unfold(0, w, 1).permute(0, 2, 1)  # row s: data rows s .. s+w-1
@@ -171,7 +253,7 @@ class PanelPipeline:
         # a single window: "all" then forecasts past its end, where no target is known)
         targets = (data[w:, :o].unfold(0, h, 1).permute(0, 2, 1) if len(data) >= w + h
                    else data.new_zeros(0, h, o))
-        return Pairs(inputs, targets, index=index)
+        return Pairs(inputs, targets, index=index, join=join)
 
     def origins(self, index: Segments, k: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(series number, buffer row of the last input) of pair numbers ``k``."""
@@ -195,7 +277,8 @@ class PanelPipeline:
                 "shape": self.shape, "window": self.window, "horizon": self.horizon,
                 "warmup": self.warmup, "diff": self.diff, "period": self.period,
                 "scaler": self.scaler, "split": list(self.split_fracs),
-                "trend_r2": self.trend_r2, "series": len(self.shift)}
+                "trend_r2": self.trend_r2, "series": len(self.shift),
+                "known": self.known.to_json(), "statics": self.statics.to_json()}
 
     @classmethod
     def from_json(cls, d: dict, tensors: dict[str, torch.Tensor] | None = None
@@ -206,11 +289,15 @@ class PanelPipeline:
         if len(shift) != int(d["series"]) or shift.shape != scale.shape:
             raise DataError(f"per-series statistics for {len(shift)} series do not match the "
                             f"{d['series']} the pipeline was fitted on.")
+        statics = Statics.from_json(d.get("statics"))
+        rows = tensors.get("statics") if statics else None
         return cls(list(d["targets"]), list(d["features"]), int(d["window"]),
                    int(d["horizon"]), bool(d["diff"]),
                    None if d["period"] is None else int(d["period"]), str(d["scaler"]),
                    tuple(float(s) for s in d["split"]), float(d["trend_r2"]),
-                   np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64))
+                   np.asarray(shift, dtype=np.float64), np.asarray(scale, dtype=np.float64),
+                   known=Known.from_json(d.get("known")), statics=statics,
+                   static_rows=None if rows is None else rows.numpy())
 
 
 def _without_short(panel: Panel, window: int, horizon: int, diff: bool, cfg: DataConfig

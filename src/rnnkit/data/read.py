@@ -14,7 +14,7 @@ column; a DataFrame's DatetimeIndex is kept as the index when no time column is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,10 @@ class Table:
     """Validated numbers ready for a model.
 
     Attributes:
-        values: ``(n_rows, n_targets + n_features)`` float32, all finite, C-contiguous; targets
-            first, then features.
+        values: ``(n_rows, n_targets + n_features + n_known)`` float32, all finite,
+            C-contiguous; targets first, then features, then future-known covariates.
         targets: target column names, in the order the user gave.
-        features: feature column names.
+        features: feature column names: covariates observed up to each row only.
         index: ``DatetimeIndex`` when a time column (or a DataFrame's DatetimeIndex) was used,
             else ``RangeIndex(n_rows)``. Times rise strictly (rows were sorted, no time repeats).
         source: display name: the file path as given, ``"<DataFrame>"``, ``"<array>"``, ...
@@ -61,11 +61,14 @@ class Table:
     index: pd.Index
     source: str
     notes: list[str]
+    # covariates known ahead (the user's future features, then calendar columns): the last
+    # columns of ``values``; added by ``data.covariates.attach``, never by the reader
+    known: list[str] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
-        """Names of the columns of ``values``: targets then features."""
-        return self.targets + self.features
+        """Names of the columns of ``values``: targets, features, known covariates."""
+        return self.targets + self.features + self.known
 
     def head(self, rows: int) -> Table:
         """The first ``rows`` rows: the same series cut earlier."""

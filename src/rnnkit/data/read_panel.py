@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from rnnkit.data.panel_time import (
     one_row_per_time,
     row_at,
 )
+from rnnkit.data.statics import StaticColumns, read_statics
 from rnnkit.data.validate import row_list, show, sniff
 from rnnkit.errors import DataError, did_you_mean
 
@@ -44,6 +45,8 @@ class Panel:
     offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
     ids: the series ids (as text), in order of first appearance in the source.
     times: (rows,) datetime64[ns] or int64 time of every row.
+    known: the last columns of ``values``, covariates known ahead (``panel_covariates``).
+    static: one value per series of each static column (``data/statics.py``), or None.
     """
 
     values: np.ndarray
@@ -56,6 +59,8 @@ class Panel:
     features: list[str]
     source: str
     notes: list[str]
+    known: list[str] = field(default_factory=list)
+    static: StaticColumns | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -74,7 +79,8 @@ class Panel:
         return Panel(np.ascontiguousarray(self.values[rows]), offsets,
                      [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
                      self.id_name, self.time_name, self.targets, self.features, self.source,
-                     list(self.notes))
+                     list(self.notes), list(self.known),
+                     None if self.static is None else self.static.subset(keep))
 
 
 def columns_of(source: object) -> list[str] | None:
@@ -210,7 +216,7 @@ def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarr
 def read_panel(source: object, id_column: str | None = None, time: str | None = None,
                target: str | Sequence[str] | None = None,
                features: str | Sequence[str] | None = None, fill: str | None = None,
-               duplicates: str | None = None) -> Panel:
+               duplicates: str | None = None, static: Sequence[str] | None = None) -> Panel:
     """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
 
     Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
@@ -219,7 +225,8 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
     docs/dates.md hold per series: rows are sorted, a repeated (series, time) is refused unless
     ``duplicates`` is ``first``, ``last`` or ``mean``, and periods missing from the panel's
     frequency are missing values (``ffill`` inserts and carries over them; ``drop`` leaves them
-    out).
+    out). ``static``: columns with one value per series (``data/statics.py``), read once per
+    series.
     """
     frame, src, header = _frame(source)
     if len(frame) == 0:
@@ -227,6 +234,13 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
     id_name, time_name, chosen, n_targets = _columns(frame, src, id_column, time, target,
                                                      features)
     codes, uniques = _series_codes(frame[id_name], id_name, src, header)
+    statics = None
+    if static:
+        roles = {id_name: "the id", time_name: "the time column",
+                 **{c: "a target" for c in chosen[:n_targets]},
+                 **{c: "a feature" for c in chosen[n_targets:]}}
+        names = [_static_name(frame, c, src, roles) for c in static]
+        statics = read_statics(frame, names, codes, len(uniques), (src, header), uniques)
     times = (_times(frame, time_name, src, header) if time_name
              else np.arange(len(frame), dtype=np.int64))
     values = np.empty((len(frame), len(chosen)), dtype=np.float32)
@@ -239,7 +253,16 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
     if time_name:
         on_frequency(data, fill, notes)
     _fill_missing(data, chosen, fill, notes)
-    return _assemble(data, id_name, time_name, chosen, n_targets, notes)
+    return _assemble(data, id_name, time_name, chosen, n_targets, notes, statics)
+
+
+def _static_name(frame: pd.DataFrame, name: str, src: str, roles: dict) -> str:
+    """A static column, checked to exist and to have no other role."""
+    name = _pick(list(frame.columns), str(name), "static", src)
+    if name in roles:
+        raise DataError(f"{src}: column '{name}' is given as a static (one value per series) "
+                        f"and is also {roles[name]}; give it once, in the role it has.")
+    return name
 
 
 def _columns(frame: pd.DataFrame, src: str, id_column: str | None, time: str | None,
@@ -319,7 +342,7 @@ def _fill_missing(data: Rows, chosen: list[str], fill: str | None, notes: list[s
 
 
 def _assemble(data: Rows, id_name: str, time_name: str | None, chosen: list[str],
-              n_targets: int, notes: list[str]) -> Panel:
+              n_targets: int, notes: list[str], statics: StaticColumns | None) -> Panel:
     # rows are grouped by code now: where each code starts (bincount would first copy the
     # codes to 8 bytes per row)
     codes = data.codes
@@ -332,6 +355,7 @@ def _assemble(data: Rows, id_name: str, time_name: str | None, chosen: list[str]
                  + (f", time '{time_name}'" if time_name else "") + f", {len(data.values)} rows)")
     out = np.ascontiguousarray(data.values, dtype=np.float32)
     return Panel(out, offsets, ids_text, data.times, id_name, time_name, chosen[:n_targets],
-                 chosen[n_targets:], data.src, notes)
+                 chosen[n_targets:], data.src, notes,
+                 static=None if statics is None else statics.subset(present))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 
 from rnnkit.config import DataConfig
 from rnnkit.data.choices import default_window, differenced, wants_diff
+from rnnkit.data.covariates import Known, leads
 from rnnkit.data.pairs import Pairs, series_windows
 from rnnkit.data.pipeline import Encoded, check_split
 from rnnkit.data.read import Table
@@ -153,6 +154,23 @@ class SeriesPipeline:
     split_fracs: tuple[float, float, float]
     trend_r2: float
     train_rows: int = 0  # rows in the training split of the fitted table
+    known: Known = field(default_factory=Known)  # covariates known ahead (data/covariates.py)
+
+    @property
+    def lead(self) -> int:
+        """Rows ahead whose known covariates each input row carries: the rows one window
+        forecasts (one for a per-step model)."""
+        return self.horizon if self.shape == "window" else 1
+
+    @property
+    def width(self) -> int:
+        """Model inputs per row: targets, past features, and each known covariate's leads."""
+        return len(self.targets) + len(self.features) + len(self.known.columns) * self.lead
+
+    @property
+    def covariates(self) -> bool:
+        """Whether the inputs hold more than the targets' own past."""
+        return bool(self.features or self.known.columns)
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -176,17 +194,33 @@ class SeriesPipeline:
         pipe = cls(list(data.targets), list(data.features),
                    "next" if cfg.shape == "next" else "window", window, cfg.horizon,
                    min(cfg.warmup, window - 1), diff, period, Scaler("none", [], []),
-                   tuple(cfg.split), r2, train_end)
+                   tuple(cfg.split), r2, train_end, known_of(cfg))
         warn_few_points(source, len(pipe.origins(scored_part(cfg.split), n)), cfg.split)
         work = pipe.working(values)
         pipe.scaler = Scaler.fit(cfg.scaler, work[: train_end - shift])
         return pipe, data
 
     def working(self, values: np.ndarray) -> np.ndarray:
-        """Rows in model space before scaling: target changes (with diff) and features."""
+        """Rows in model space before scaling: target changes (with diff), features and the
+        known covariates' leads. ``values`` (T, C), or (S, T, C) for several blocks of rows."""
         # float32 like the table: a float64 copy of a long series would double its memory
         v = np.asarray(values, dtype=np.float32)
+        k = len(self.known.columns)
+        if k:
+            v = np.concatenate([v[..., : v.shape[-1] - k], leads(v[..., -k:], self.lead)],
+                               axis=-1)
         return differenced(v, len(self.targets)) if self.diff else v
+
+    def window_inputs(self, rows: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        """Scaled inputs (S, window, F) of windows given as raw rows (S, need + L, C): each
+        window's rows up to its origin (window, + 1 with diff), then the ``lead`` or more rows
+        after it, whose known covariates the window's leads read. (``series``: for a panel's
+        per-series scaling; one series here.)"""
+        return self.scaler.transform(self.working(rows))[:, : self.window]
+
+    def targets_back(self, raw: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        """Scaled model outputs (S, H, O) -> working units (changes, with diff)."""
+        return self.scaler.inverse(raw, slice(0, len(self.targets)))
 
     # --- origins and pairs -----------------------------------------------------------------
     def bounds(self, n: int) -> tuple[int, int]:
@@ -274,6 +308,7 @@ class SeriesPipeline:
             "split": list(self.split_fracs),
             "trend_r2": self.trend_r2,
             "train_rows": self.train_rows,
+            "known": self.known.to_json(),
         }
 
     @classmethod
@@ -292,4 +327,11 @@ class SeriesPipeline:
             tuple(float(s) for s in d["split"]),
             float(d["trend_r2"]),
             int(d.get("train_rows", 0)),
+            Known.from_json(d.get("known")),
         )
+
+
+def known_of(cfg: DataConfig) -> Known:
+    """The known covariates a data config names (its calendar already resolved to names)."""
+    names = cfg.calendar if isinstance(cfg.calendar, list | tuple) else ()
+    return Known(tuple(cfg.future_features), tuple(names), cfg.holidays)

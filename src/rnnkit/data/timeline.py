@@ -6,7 +6,8 @@ no period is missing; otherwise every input/target pair built from it is silentl
 before any value is used: rows out of order are sorted (stably, with a note); a repeated time is
 refused unless the user says how to combine it (``--duplicates first|last|mean``); the regular
 frequency is inferred and missing periods count as missing values (refused unless ``--fill``).
-An index with no frequency is irregular: it trains on row positions, with a note saying so.
+An index with no frequency is irregular: it trains on row positions, with a note saying so,
+and its forecasts are numbered steps after the last time rather than invented dates.
 
 The frequency is pandas' own (``pd.infer_freq``) when the index is complete. When periods are
 missing, pandas returns None, so the candidates the typical step suggests (business days,
@@ -14,7 +15,8 @@ anchored weeks, month/quarter/year starts and ends, fixed steps) are tried again
 Business days allow short runs of missing weekdays: market holidays are not gaps.
 
 ``read.py`` applies these rules to one series, ``panel.py`` to every series of a panel, and
-``clock.py`` continues an index with the same frequency, so forecasts give trading days too.
+``clock.py`` continues an index with the same frequency, so forecasts give trading days too
+(without the holidays the data skips every year).
 """
 
 from __future__ import annotations
@@ -298,11 +300,11 @@ def onto_frequency(steps: Steps, origin: Origin, fill: str | None) -> None:
     if clock.freq is None:
         if len(index) >= 3:
             gaps = np.diff(nanoseconds(index))
-            span = [when(pd.Timedelta(int(g))) for g in (gaps.min(), gaps.max(), np.median(gaps))]
-            steps.notes.append(
+            span = [when(pd.Timedelta(int(g))) for g in (gaps.min(), gaps.max())]
+            steps.notes.append(  # a forecast date would be a guess: clock.py numbers them
                 f"column '{steps.column}' has no regular frequency (steps from {span[0]} to "
                 f"{span[1]}): it is irregular, so training runs on row positions and forecasts "
-                f"step by the median step ({span[2]})")
+                f"are numbered by steps after the last time ({when(index[-1])}), not dated")
         return
     if clock.holidays:
         steps.notes.append(f"column '{steps.column}' holds business days: {clock.holidays} "

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.data.covariates import rows_ahead
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.evaluate.metrics import compute_metrics
 from rnnkit.evaluate.scoring import series_baselines, series_scale, series_truth
-from rnnkit.inference import forecast_future, series_forecasts
+from rnnkit.inference import forecast_future, rolled_from, series_forecasts
 
 MAX_DEFAULT_STEPS = 24
 
@@ -104,10 +105,15 @@ def backtest(run: Any, k: int = 10, steps: int | None = None, data: Any = None) 
                           f"past its horizon ({pipe.horizon}) without their future values; use "
                           f"--steps {pipe.horizon} or less.")
     n = len(values)
-    # with features the forecasts are direct (no feedback): every origin needs a full horizon
-    origins, split = _origins(pipe, n, max(steps, pipe.horizon) if pipe.features else steps, k)
+    # with features the forecasts are direct (no feedback): every origin needs a full horizon;
+    # with known covariates, the rows whose covariates its rounds read
+    ahead = (max(steps, pipe.horizon) if pipe.features else
+             rows_ahead(steps, pipe.lead) if pipe.known.columns else steps)
+    origins, split = _origins(pipe, n, ahead, k)
     if pipe.features:
         pred = series_forecasts(run.model, pipe, values, origins)[:, :steps]
+    elif pipe.known.columns:
+        pred = rolled_from(run.model, pipe, values, origins, steps)
     else:
         pred = np.stack([forecast_future(run.model, pipe, values[: int(a) + 1, :o], steps)
                          for a in origins])  # (K, steps, O)

@@ -14,6 +14,7 @@
 | ``constant-series``, ``unscaled-data`` | the training data |
 | ``trend-needs-diff``, ``season-longer-than-window`` | the pipeline's choices (series) |
 | ``misaligned`` | a copy trained briefly on shuffled targets must do clearly worse |
+| ``covariates``, ``idle-covariate`` | held-out RMSE with each covariate shuffled across windows |
 
 Example::
 
@@ -30,6 +31,7 @@ from typing import Any
 from rnnkit.errors import DataError
 from rnnkit.evaluate.findings.base import SEVERITIES, Finding, Subject
 from rnnkit.evaluate.findings.control import check_control
+from rnnkit.evaluate.findings.covariates import check_covariates
 from rnnkit.evaluate.findings.data import check_data
 from rnnkit.evaluate.findings.history import check_history
 from rnnkit.evaluate.findings.model import check_priming, check_saturation
@@ -40,7 +42,7 @@ Check = Callable[[Subject], list[Finding]]
 # Root causes first: within one severity, findings keep this order, so a constant series or a
 # saturated state is read before the poor scores it causes.
 CHECKS: list[Check] = [check_data, check_saturation, check_priming, check_control, check_skill,
-                       check_history]
+                       check_history, check_covariates]
 
 __all__ = ["CHECKS", "Finding", "attach_data", "diagnose", "format_findings", "summary"]
 

@@ -12,7 +12,7 @@ from rnnkit.data.pipeline import Encoded
 from rnnkit.data.read_panel import Panel
 from rnnkit.inference import model_outputs
 
-BATCH = 4096  # windows per model call
+BATCH = 1024  # windows per model call
 
 
 def forecasts(model: torch.nn.Module, pipe: PanelPipeline, enc: Encoded, split: str,
@@ -32,7 +32,7 @@ def split_pairs(pipe: PanelPipeline, enc: Encoded, split: str, only: np.ndarray 
     index = pipe.segments(split, enc.dataset.offsets)
     counts = np.zeros(len(index.counts), dtype=np.int64)
     counts[only] = index.counts.numpy()[only]
-    return pipe.windows(enc.buffer, Segments(index.starts.numpy(), counts))
+    return pipe.windows(enc.buffer, Segments(index.starts.numpy(), counts), pipe.join(enc))
 
 
 def known_truth(pipe: PanelPipeline, panel: Panel, series: np.ndarray, last: np.ndarray

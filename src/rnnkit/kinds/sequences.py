@@ -21,7 +21,8 @@ from rnnkit.errors import DataError
 from rnnkit.evaluate import intervals, scoring, sequence_intervals
 from rnnkit.evaluate.baselines import sequence_baselines
 from rnnkit.evaluate.evaluation import Evaluation
-from rnnkit.inference import Stream, generate, sequence_outputs
+from rnnkit.inference import generate, sequence_outputs
+from rnnkit.streaming import Stream
 
 
 class SequenceKind:

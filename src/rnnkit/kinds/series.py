@@ -14,22 +14,25 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.config import hidden_for
+from rnnkit.data import covariates
 from rnnkit.data.clock import extend_index, index_info
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
 from rnnkit.data.read import Table, read_table
 from rnnkit.data.series import SeriesPipeline
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 from rnnkit.evaluate import adaptive, intervals, learned, scoring
 from rnnkit.evaluate.adaptive import Adaptive
 from rnnkit.evaluate.evaluation import Evaluation
 from rnnkit.inference import (
-    Stream,
+    ahead_rows,
+    covariate_rolling,
     forecast_future,
     model_outputs,
-    rolling_forecast,
+    rolled_from,
     sample_paths,
     series_forecasts,
 )
+from rnnkit.streaming import DatedStream, Stream
 
 ROLLED_STEPS = 100  # forecast steps calibrated through the autoregressive loop, at most
 ROLLED_ORIGINS = 200  # validation origins they are calibrated from, at most
@@ -44,9 +47,14 @@ class SeriesKind:
     def read(data: Any, target: Any, features: list[str] | None, time: str | None,
              opts: dict) -> tuple[Table, dict, dict]:
         """(table, what the data config learns from it, the source record)."""
-        table = read_table(data, target=target, features=features, time=time,
-                           fill=opts.get("fill"), duplicates=opts.get("duplicates"))
-        learned = {"target": table.targets, "features": table.features, "time": time}
+        table = read_table(data, target=target,
+                           features=covariates.columns_to_read(features, opts) or None,
+                           time=time, fill=opts.get("fill"), duplicates=opts.get("duplicates"))
+        known = covariates.resolve(opts, table.index)
+        table = covariates.attach(table, known)
+        learned = {"target": table.targets, "features": table.features, "time": time,
+                   "future_features": list(known.future), "calendar": list(known.calendar),
+                   "holidays": known.holidays}
         source = {"target": table.targets, "features": table.features, "time": time,
                   "fill": opts.get("fill"), "duplicates": opts.get("duplicates"),
                   "name": table.source}
@@ -61,7 +69,7 @@ class SeriesKind:
     @staticmethod
     def model_shape(pipe: SeriesPipeline, data: Table) -> dict:
         head = "last" if pipe.shape == "window" else "step"
-        return {"input_size": data.values.shape[1], "output_size": len(data.targets),
+        return {"input_size": pipe.width, "output_size": len(data.targets),
                 "head": head, "horizon": pipe.horizon if head == "last" else 1,
                 "window": pipe.window}
 
@@ -86,10 +94,11 @@ class SeriesKind:
                                 "the data (a CSV path or DataFrame) explicitly.")
             return run.data, run.pipeline
         src, pipe = run.config.get("source", {}), run.pipeline
-        table = read_table(data, target=pipe.targets, features=pipe.features or None,
+        table = read_table(data, target=pipe.targets,
+                           features=[*pipe.features, *pipe.known.future] or None,
                            time=src.get("time"), fill=src.get("fill"),
                            duplicates=src.get("duplicates"))
-        return pipe.encode(table), pipe
+        return pipe.encode(covariates.attach(table, pipe.known)), pipe
 
     # --- evaluation ------------------------------------------------------------------------
     @classmethod
@@ -135,7 +144,7 @@ class SeriesKind:
             raise DataError(f"predict needs at least {need} rows (window {pipe.window}"
                             f"{' + 1 for diff' if pipe.diff else ''} + 1 to predict), got "
                             f"{len(values)}.")
-        origins = np.arange(pipe.window - 1 + int(pipe.diff), len(values) - 1)
+        origins = np.arange(pipe.window - 1 + int(pipe.diff), last_origin(pipe, len(values)))
         padded = np.vstack([values, np.zeros((pipe.horizon, values.shape[1]))])
         pred = series_forecasts(run.model, pipe, padded, origins)  # (N, H, O)
         bounds = intervals.with_truth(
@@ -148,22 +157,27 @@ class SeriesKind:
                             columns=output_columns(pipe.targets, pipe.horizon, tuple(bounds)))
 
     @classmethod
-    def forecast(cls, run: Any, steps: int, data: Any) -> pd.DataFrame:
+    def forecast(cls, run: Any, steps: int, data: Any, future: Any = None) -> pd.DataFrame:
         pipe: SeriesPipeline = run.pipeline
-        cal = intervals.stored(run.config).get("rolled")
+        found = intervals.stored(run.config)
+        # with past features a forecast is one round of the direct head: its own calibration
+        cal = found.get("direct" if pipe.features else "rolled")
         sigma = None if cal is None else getattr(cal, "sigma", None)
         if data is None and run.data is None:
             hist = np.asarray(run.config["tail"]["values"], dtype=np.float64)
             info = run.config["tail"]["index"]
         else:
             enc, _ = cls.attach(run, data)
-            hist, info = enc.dataset.values, index_info(enc.dataset.index)
+            # the holidays learned from the fitted data: new data may be too short to show them
+            hist, info = enc.dataset.values, index_info(
+                enc.dataset.index, run.config["tail"]["index"].get("holidays"))
             if data is not None and isinstance(cal, Adaptive):
                 sigma = volatility_now(run.model, pipe, hist, cal)
-        hist = hist[:, : len(pipe.targets)] if not pipe.features else hist
-        out = forecast_future(run.model, pipe, hist, int(steps))
+        hist = hist[:, : len(pipe.targets)] if not pipe.covariates else hist
+        ahead = known_ahead(pipe, info, int(steps), future)
+        out = forecast_future(run.model, pipe, hist, int(steps), ahead)
         if learned.is_learned(run.config):
-            bounds = _path_bounds(run, hist, int(steps))
+            bounds = _path_bounds(run, hist, int(steps), ahead)
         else:
             bounds = {} if cal is None else {k: (lo[0], hi[0]) for k, (lo, hi) in
                                              intervals.ahead(cal, out[None], _scale_rows(pipe, 1),
@@ -201,11 +215,16 @@ class SeriesKind:
 
     @staticmethod
     def generate(run: Any, prompts: list[np.ndarray], steps: int) -> np.ndarray:
+        if run.pipeline.covariates:
+            raise DataError("generate continues bare values; this run also reads covariates, "
+                            "so continue its data with forecast(steps, future=...).")
         return np.stack([forecast_future(run.model, run.pipeline, p, int(steps))
                          for p in prompts])
 
     @staticmethod
-    def stream(run: Any) -> Stream:
+    def stream(run: Any) -> Stream | DatedStream:
+        if run.pipeline.known.columns:
+            return DatedStream(run.model, run.pipeline, run.config["tail"]["index"])
         return Stream(run.model, run.pipeline)
 
     # --- files -----------------------------------------------------------------------------
@@ -238,6 +257,24 @@ def _adaptive(run: Any, truth: np.ndarray, pred: np.ndarray, origins: np.ndarray
     return direct, None if pipe.features else _rolled(run, levels, (origins, sigma, direct))
 
 
+def last_origin(pipe: SeriesPipeline, n: int) -> int:
+    """One past the last origin of ``n`` rows with a next row to score and, with known
+    covariates, their values for every row its window's leads read."""
+    return n - (pipe.lead if pipe.known.columns else 1)
+
+
+def known_ahead(pipe: SeriesPipeline, info: dict, steps: int, future: Any) -> np.ndarray | None:
+    """(rows, K) the known covariates of the rows a forecast of ``steps`` reads after the
+    data's end (``info``), or None for a run without them."""
+    if not pipe.known.columns:
+        if future is not None:
+            raise ConfigError("future: this run has no future features, so a forecast needs "
+                              "no future values; leave --future out.")
+        return None
+    return covariates.future_rows(pipe.known, future, extend_index(
+        info, covariates.rows_ahead(steps, pipe.lead)))
+
+
 def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
             ) -> intervals.Calibration | Adaptive | None:
     """Half-widths of forecasts rolled through the model's own outputs, calibrated on origins
@@ -249,33 +286,34 @@ def _rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
     train_end, val_end = pipe.bounds(len(values))
     first = max(train_end - 1, need - 1)
     steps = min(ROLLED_STEPS, max(pipe.horizon, (val_end - 1 - first) // 2))
-    last = val_end - 1 - steps  # origins whose steps all lie in the validation rows
+    # origins whose steps all lie in the validation rows (and the rows their leads read)
+    last = min(val_end - 1 - steps, len(values) - 1 - covariates.rows_ahead(steps, pipe.lead))
     if steps < 1 or last < first:
         return None
     origins = np.unique(np.linspace(first, last, min(ROLLED_ORIGINS, last - first + 1)
                                     ).astype(int))
-    rows = origins[:, None] + np.arange(-need + 1, 1)[None, :]
-    hist = np.asarray(values[rows, :o], dtype=np.float64)  # (S, need, O)
-    pred = rolling_forecast(run.model, hist, steps, window=pipe.window, diff=pipe.diff,
-                            shift=np.asarray(pipe.scaler.shift[:o]),
-                            scale=np.asarray(pipe.scaler.scale[:o]),
-                            last_step=pipe.shape == "next", read_as=np.float32)
+    pred = rolled_from(run.model, pipe, values, origins, steps)
     truth = values[origins[:, None] + np.arange(1, steps + 1)[None, :], :o]
     if studentise is None:
         return intervals.calibrate(truth, pred, levels)
     return adaptive.rolled(truth, pred, levels, origins, studentise)
 
 
-def _path_bounds(run: Any, hist: np.ndarray, steps: int) -> dict:
+def _path_bounds(run: Any, hist: np.ndarray, steps: int, ahead: np.ndarray | None) -> dict:
     """{level: (lo, hi)} (steps, O) of a learned run's forecast, from sample paths."""
     pipe, o = run.pipeline, len(run.pipeline.targets)
-    paths = sample_paths(run.model, np.asarray(hist, dtype=np.float64)[None], steps,
-                         learned.path_count(1),
-                         learned.drawer(run.config, int(run.config["train"]["seed"])),
-                         window=pipe.window, diff=pipe.diff,
-                         shift=np.asarray(pipe.scaler.shift[:o]),
-                         scale=np.asarray(pipe.scaler.scale[:o]),
-                         last_step=pipe.shape == "next", read_as=np.float32)
+    draw = learned.drawer(run.config, int(run.config["train"]["seed"]))
+    if pipe.covariates:
+        rows = ahead_rows(pipe, np.asarray(hist, dtype=np.float64), steps, ahead)
+        count = learned.path_count(1)
+        paths = covariate_rolling(run.model, pipe, np.repeat(rows[None], count, axis=0), steps,
+                                  draw)[None]
+    else:
+        paths = sample_paths(run.model, np.asarray(hist, dtype=np.float64)[None], steps,
+                             learned.path_count(1), draw, window=pipe.window, diff=pipe.diff,
+                             shift=np.asarray(pipe.scaler.shift[:o]),
+                             scale=np.asarray(pipe.scaler.scale[:o]),
+                             last_step=pipe.shape == "next", read_as=np.float32)
     return {k: (lo[0], hi[0]) for k, (lo, hi) in
             learned.path_bounds(paths, learned.levels(run.config)).items()}
 
@@ -299,7 +337,8 @@ def volatility_now(model: Any, pipe: SeriesPipeline, values: np.ndarray, cal: Ad
     """(1, O) the local volatility after the last row of ``values``, from the one-step errors
     of the last ``rows`` rows (the volatility forgets faster than that)."""
     o, need = len(pipe.targets), pipe.window + int(pipe.diff)
-    origins = np.arange(max(need - 1, len(values) - 1 - rows), len(values) - 1)
+    end = last_origin(pipe, len(values))
+    origins = np.arange(max(need - 1, end - rows), end)
     start = cal.start(_scale_rows(pipe, 1))
     if len(origins) == 0:
         return start

@@ -11,14 +11,22 @@ returns them, every other use sees the point forecast alone.
 The linear path lets the model be at least as good as a least-squares linear autoregression
 over the same window (it is initialised to that fit), with the recurrent path learning what the
 linear map cannot.
+
+Categorical static inputs (a panel's ``--static`` text columns, ``ModelConfig.categories``)
+arrive as the last inputs of every step, each a code ``(code + 0.5) / categories`` in (0, 1)
+(``data/statics.py``). The encoder reads each through an ``nn.Embedding`` (a learned vector per
+category, joined to the step's other inputs); the linear path reads the inputs as they are.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from rnnkit.config import ModelConfig
+from rnnkit.errors import ConfigError
 from rnnkit.models.cells import LoopRNN, State, make_encoder, zero_state
 from rnnkit.models.distributions import extra_outputs
 
@@ -33,7 +41,9 @@ class RecurrentNet(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = make_encoder(cfg)
+        self.embeddings = _embeddings(cfg)
+        self.encoder = make_encoder(replace(cfg, input_size=encoder_inputs(cfg))
+                                    if self.embeddings is not None else cfg)
         o = cfg.output_size
         if cfg.head == "step":
             self.head = nn.Linear(cfg.units, o)
@@ -55,7 +65,7 @@ class RecurrentNet(nn.Module):
         """(y, state): y (B, T, O) or (B, horizon, O), the point forecasts. With ``params``
         (a probabilistic loss): (y, state, extra), extra (.., O, P) the distribution's other
         parameters, raw (see ``rnnkit.models.distributions``)."""
-        out, state = self.encoder(x, state)  # (B, T, H)
+        out, state = self.encoder(self.embedded(x), state)  # (B, T, H)
         o = self.cfg.output_size
         if self.cfg.head == "step":
             y = self.head(out)  # (B, T, O)
@@ -75,6 +85,19 @@ class RecurrentNet(nn.Module):
         if params:
             return y, state, self._extra(last, (*y.shape, self.extra_per_value))
         return y, state
+
+    def embedded(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's inputs: ``x`` (..., F) with its categorical codes (the last inputs)
+        replaced by their embeddings, (..., F - C + sum of the embedding sizes)."""
+        if self.embeddings is None:
+            return x
+        c = len(self.embeddings)
+        sizes = torch.as_tensor(self.cfg.categories, device=x.device, dtype=x.dtype)
+        # each code sits in the middle of its bucket of (0, 1): floor reads it back exactly
+        codes = torch.floor(x[..., -c:] * sizes).long()
+        codes = torch.minimum(codes.clamp_min(0), (sizes - 1).long())
+        parts = [x[..., :-c], *(e(codes[..., j]) for j, e in enumerate(self.embeddings))]
+        return torch.cat(parts, dim=-1)
 
     def _extra(self, hidden: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         if self.extra is None:
@@ -102,7 +125,7 @@ class RecurrentNet(nn.Module):
             state = self.init_state(x.shape[0])
         lstm = cfg.cell == "lstm"
         h_all, c_all = state if lstm else (state, None)
-        inp, hs, cs = x, [], []
+        inp, hs, cs = self.embedded(x), [], []
         for layer in range(cfg.num_layers):
             w_ih, w_hh = getattr(enc, f"weight_ih_l{layer}"), getattr(enc, f"weight_hh_l{layer}")
             b_ih, b_hh = getattr(enc, f"bias_ih_l{layer}"), getattr(enc, f"bias_hh_l{layer}")
@@ -146,3 +169,25 @@ class RecurrentNet(nn.Module):
             y, state = self.step(y, state)
             outs.append(y)
         return torch.stack(outs, dim=1)
+
+
+def encoder_inputs(cfg: ModelConfig) -> int:
+    """Inputs per step the encoder reads: the codes of categorical columns give way to their
+    embeddings."""
+    return cfg.input_size - len(cfg.categories) + sum(cfg.embedding_sizes)
+
+
+def _embeddings(cfg: ModelConfig) -> nn.ModuleList | None:
+    """One embedding per categorical static column, or None without."""
+    if not cfg.categories:
+        return None
+    if len(cfg.categories) != len(cfg.embedding_sizes) or len(cfg.categories) > cfg.input_size:
+        raise ConfigError(f"categories={list(cfg.categories)} needs one embedding size each "
+                          f"(got {list(cfg.embedding_sizes)}) among input_size="
+                          f"{cfg.input_size} inputs; they come from the data: do not set them.")
+    if cfg.ensemble > 1:
+        raise ConfigError(f"ensemble={cfg.ensemble} packs members that read the inputs as they "
+                          "are, and categorical static columns need the network's embeddings; "
+                          "drop --ensemble, or give the static columns as numbers.")
+    return nn.ModuleList(nn.Embedding(int(n), int(d))
+                         for n, d in zip(cfg.categories, cfg.embedding_sizes, strict=True))

@@ -70,6 +70,7 @@ class Layout:
     time: str | None
     panel: tuple[str, str | None] | None
     need: int
+    dated: bool = False  # the run reads calendar features: every row needs its real date
 
 
 def layout_of(run: Any) -> Layout:
@@ -79,7 +80,8 @@ def layout_of(run: Any) -> Layout:
                   targets=list(pipe.targets), horizon=int(pipe.horizon),
                   time=cfg.get("source", {}).get("time"),
                   panel=(panel["id"], panel["time"]) if panel else None,
-                  need=int(pipe.window) + int(bool(pipe.diff)))
+                  need=int(pipe.window) + int(bool(pipe.diff)),
+                  dated=bool(getattr(getattr(pipe, "known", None), "dated", False)))
 
 
 # --- the body -------------------------------------------------------------------------------
@@ -195,13 +197,34 @@ def history_frame(value: Any, layout: Layout) -> tuple[pd.DataFrame, bool]:
         names = [ident, *([time] if time else []), *layout.columns]
         raise DataError("a panel run needs history as columns: {"
                         + ", ".join(f'"{c}": [...]' for c in names) + "}.")
+    if layout.dated:
+        time = layout.time or "date"
+        raise DataError(f"this run reads calendar features of the dates, so a history needs "
+                        f"its dates: send it as columns, {{\"{time}\": [...], "
+                        + ", ".join(f'"{c}": [...]' for c in layout.columns) + "}.")
     return values_frame(numbers(value, "history", layout.columns, MAX_ROWS), layout), True
 
 
-def values_frame(rows: np.ndarray, layout: Layout) -> pd.DataFrame:
-    """Rows of the run's columns (n, F) as the table it reads."""
+def future_frame(value: Any) -> pd.DataFrame:
+    """The coming values of a run's future features: an object of equally long columns, the
+    data's time column and each future feature (``--future`` as JSON)."""
+    if not isinstance(value, dict):
+        raise DataError(f"future is {shown(value)}; expected columns such as {{\"ds\": [...], "
+                        "\"promo\": [...]}, one row per date ahead.")
+    return _columns_frame(value, "future")
+
+
+def values_frame(rows: np.ndarray, layout: Layout, times: pd.DatetimeIndex | None = None
+                 ) -> pd.DataFrame:
+    """Rows of the run's columns (n, F) as the table it reads, at ``times`` when they are
+    known (a dated run's tracked series)."""
     frame = pd.DataFrame(rows, columns=layout.columns)
-    if layout.time is not None:
+    if times is not None:  # as the column the run reads its time from, else as the index
+        if layout.time is not None:
+            frame.insert(0, layout.time, times)
+        else:
+            frame.index = times
+    elif layout.time is not None:
         # The run was told to read its time from a column these values came without. A
         # stand-in daily clock lets the reader take them; the answer numbers the rows instead
         # (row_numbers), so the stand-in dates are never shown.
@@ -228,23 +251,23 @@ def row_numbers(index: pd.Index) -> list[int]:
     return [int(i) for i in index]
 
 
-def _columns_frame(value: dict) -> pd.DataFrame:
+def _columns_frame(value: dict, what: str = "history") -> pd.DataFrame:
     lengths = set()
     for name, column in value.items():
         if not isinstance(column, list):
-            raise DataError(f"history[{name!r}] is {shown(column)}; expected a list (one value "
+            raise DataError(f"{what}[{name!r}] is {shown(column)}; expected a list (one value "
                             "per row).")
         lengths.add(len(column))
         for i, x in enumerate(column):
             if isinstance(x, str):
                 continue  # ids and dates; a string in a value column is the reader's to refuse
-            _check_number(x, f"history[{name!r}][{i}]")
+            _check_number(x, f"{what}[{name!r}][{i}]")
     if len(lengths) > 1:
         sizes = ", ".join(f"{k} {len(v)}" for k, v in value.items())
-        raise DataError(f"history columns differ in length ({sizes}); send one value per row "
+        raise DataError(f"{what} columns differ in length ({sizes}); send one value per row "
                         "in every column.")
     if not value or lengths == {0}:
-        raise DataError("history has no rows; send columns with one value per row.")
+        raise DataError(f"{what} has no rows; send columns with one value per row.")
     return pd.DataFrame(value)
 
 

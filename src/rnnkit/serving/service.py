@@ -28,6 +28,7 @@ from rnnkit.serving.inputs import (
     MAX_STEPS,
     MAX_VALUES,
     frame_json,
+    future_frame,
     history_frame,
     layout_of,
     numbers,
@@ -39,7 +40,7 @@ from rnnkit.serving.inputs import (
 )
 
 LOG = logging.getLogger("rnnkit.serve")
-FIELDS = {"forecast": ("history", "series", "steps"), "predict": ("history", "series"),
+FIELDS = {"forecast": ("history", "series", "steps", "future"), "predict": ("history", "series"),
           "update": ("series", "values")}
 
 
@@ -68,8 +69,9 @@ class Service:
         steps = steps_of(body)
         frame, numbered, offset = self._history(body, required=False)
         self._check_rows(frame, steps)
+        future = future_frame(body["future"]) if "future" in body else None
         try:
-            out = self.run.forecast(steps, frame)
+            out = self.run.forecast(steps, frame, future=future)
         except DataError as exc:
             raise reader_message(exc) from None
         return {"steps": steps, **frame_json(out, self.layout, "forecast", 1, numbered, offset)}
@@ -147,6 +149,9 @@ class Service:
             if self.layout.panel is not None:
                 times = self.tracker.times(sid, len(rows), seen)
                 return series_frame(rows, self.layout, sid, times), False, 0
+            if self.layout.dated:  # its rows have real dates, and the answer shows them
+                return (values_frame(rows, self.layout, self.tracker.dates(sid, len(rows))),
+                        False, 0)
             return values_frame(rows, self.layout), True, seen - len(rows)
         if "history" in body:
             frame, numbered = history_frame(body["history"], self.layout)

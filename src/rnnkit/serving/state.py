@@ -20,19 +20,20 @@ import hashlib
 import json
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rnnkit.data.clock import future_times, past_times
 from rnnkit.errors import CheckpointError, DataError, RnnkitError, did_you_mean
-from rnnkit.inference import Stream
 from rnnkit.lock import writing
 from rnnkit.persist import atomic_write_bytes, dumps, loads
 from rnnkit.serving.inputs import UnknownSeries
+from rnnkit.streaming import Stream
 
 STATE_FILE = "serve_state.json"
 STATE_FORMAT = 1
@@ -49,6 +50,7 @@ class Tracked:
     stream: Stream
     recent: deque  # the last rows fed, (F,) float64 each
     seen: int  # values fed since the series was first updated
+    dates: deque = field(default_factory=deque)  # a dated stream's time of each recent row
 
 
 class Tracker:
@@ -65,7 +67,8 @@ class Tracker:
         """A series seen for the first time. A panel's series starts from its last rows in
         the run (its stream is primed on them): only the run's own series have a scaling."""
         if not self.panel:
-            return Tracked(self.run.stream(), deque(maxlen=self.keep), 0)
+            return Tracked(self.run.stream(), deque(maxlen=self.keep), 0,
+                           deque(maxlen=self.keep))
         try:
             stream = self.run.stream(series=sid)
         except DataError as exc:
@@ -85,6 +88,8 @@ class Tracker:
         for row in rows:
             nxt = item.stream.update(row)
             item.recent.append(row)
+            if hasattr(item.stream, "at"):
+                item.dates.append(item.stream.at)
         item.seen += len(rows)
         self.series[sid] = item  # a new series exists once its stream took every value
         self.changed = True
@@ -102,6 +107,10 @@ class Tracker:
                                 "\"values\": [...]}.")
         return np.array(item.recent), item.seen
 
+    def dates(self, sid: str, rows: int) -> pd.DatetimeIndex:
+        """The dates its stream gave a dated run's tracked series' last ``rows`` rows."""
+        return pd.DatetimeIndex([pd.Timestamp(t) for t in self.series[sid].dates][-rows:])
+
     def times(self, sid: str, rows: int, seen: int) -> np.ndarray | None:
         """The times of a panel series' last ``rows`` tracked rows: its rows in the run end at
         the run's last time of it, and each value fed since is one step of the panel's clock
@@ -118,7 +127,9 @@ class Tracker:
     def to_json(self) -> dict:
         return {sid: {"seen": t.seen, "recent": np.array(t.recent).tolist(),
                       "stream": {"state": encode(t.stream.state), "last": encode(t.stream.last),
-                                 "buffer": [encode(b) for b in t.stream.buffer]}}
+                                 "buffer": [encode(b) for b in t.stream.buffer],
+                                 "at": getattr(t.stream, "at", None)},
+                      "dates": list(t.dates)}
                 for sid, t in self.series.items()}
 
     def restore(self, data: Any) -> None:
@@ -141,8 +152,12 @@ class Tracker:
             probe = self._stream(sid, d["stream"]).update(rows[-1])
             if not (np.isnan(probe).all() or np.isfinite(probe).all()):
                 raise ValueError(f"series {sid!r}: its state gives non-finite forecasts")
+            dates = [pd.Timestamp(str(t)).isoformat() for t in d.get("dates", [])]
+            if d["stream"].get("at") is not None and len(dates) < min(len(rows), self.keep):
+                raise ValueError(f"series {sid!r}: {len(dates)} dates for {len(rows)} rows")
             found[sid] = Tracked(self._stream(sid, d["stream"]),
-                                 deque(rows[-self.keep:], maxlen=self.keep), seen)
+                                 deque(rows[-self.keep:], maxlen=self.keep), seen,
+                                 deque(dates[-self.keep:], maxlen=self.keep))
         self.series = found
 
     def _stream(self, sid: str, d: dict) -> Stream:
@@ -157,6 +172,8 @@ class Tracker:
                              f"{stream.buffer.maxlen}")
         stream.buffer.clear()  # a panel series' stream starts primed: the file's rows replace it
         stream.buffer.extend(buffered)
+        if d.get("at") is not None:  # a dated stream's clock: the time of its last row
+            stream.at = pd.Timestamp(str(d["at"])).isoformat()
         return stream
 
 

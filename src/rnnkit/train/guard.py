@@ -69,7 +69,7 @@ def applies(model: RecurrentNet) -> str | None:
 def space_of(pipe: object) -> Space:
     """The model units of a window series pipeline."""
     o = len(pipe.targets)
-    return Space(pipe.window, pipe.horizon, o + len(pipe.features), o,
+    return Space(pipe.window, pipe.horizon, pipe.width, o,
                  np.asarray(pipe.scaler.shift[:o], float), np.asarray(pipe.scaler.scale[:o],
                                                                          float), pipe.diff)
 
