@@ -211,7 +211,7 @@ def _median(results: list[dict]) -> dict:
     """The median of each memory and time figure over repeated runs, with their ranges."""
     import numpy as np
 
-    out = dict(results[0])
+    out = dict(results[0], runs=len(results))
     for key in ("peak_growth_mb", "peak_to_trained_mb", "fit_seconds"):
         values = [r[key] for r in results]
         out[key] = round(float(np.median(values)), 1)
@@ -223,8 +223,7 @@ def _covariate_table(rows: list[list[dict]], repeat: int, cases: str) -> None:
     """The with/without table, written under COVARIATES_HEAD (replacing an earlier one)."""
     lines = [COVARIATES_HEAD, "",
              f"`python benchmarks/panel_memory.py --covariates --sizes 10000 --repeat {repeat} "
-             f"--cases {cases}`: "
-             "the panel above "
+             f"--cases {cases}`: the panel above "
              f"with three future-known columns ({', '.join(FUTURE)}; `future_features`) and two "
              "static columns (`region`, categorical with 4 values, and `size`, numeric; "
              "`static`), measured the same way, each fit in a fresh process, the one without "
@@ -235,16 +234,17 @@ def _covariate_table(rows: list[list[dict]], repeat: int, cases: str) -> None:
              "first table's panel fitted by today's code: its 10,000-series figure there was "
              "measured before the prediction intervals (calibrated on every validation forecast, "
              "scored on the test forecasts) were added to every fit.", "",
-             "| series | covariates | inputs per step | table MB | peak growth to trained MB "
-             "(range) | peak growth MB (range) | ratio | fit s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| series | covariates | inputs per step | table MB | runs | peak growth to trained "
+             "MB, median (range) | peak growth MB, median (range) | ratio | fit s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for same in rows:
         plain = same[0]
         for r in same:
             ratio = r["peak_growth_mb"] / plain["peak_growth_mb"]
             kind = CASES[r["covariates"]]
             lines.append(f"| {r['series']:,} | {kind} | {r['inputs_per_step']} | "
-                         f"{r['table_mb']} | {_cell(r, 'peak_to_trained_mb')} | "
+                         f"{r['table_mb']} | {r.get('runs', 1)} | "
+                         f"{_cell(r, 'peak_to_trained_mb')} | "
                          f"{_cell(r, 'peak_growth_mb')} | {ratio:.2f} | {r['fit_seconds']} |")
     path = HERE / "PANEL_MEMORY.md"
     old = path.read_text() if path.exists() else ""

@@ -254,7 +254,7 @@ def _model_options(options: dict) -> tuple[dict, dict, TrainConfig]:
     d_opts, m_opts, t_opts = split_options(options)
     for key in ("target", "features", "time"):
         d_opts.pop(key, None)
-    for key in ("input_size", "output_size", "head"):
+    for key in ("input_size", "output_size", "head", "categories", "embedding_sizes"):
         if key in m_opts:
             raise ConfigError(f"{key} is derived from the data; do not set it.")
     return d_opts, m_opts, TrainConfig(**t_opts)

@@ -249,6 +249,10 @@ def exportable(run: Any, stateful: bool = False) -> None:
     if run.pipeline.features:
         raise ConfigError(f"export: the run uses the features {run.pipeline.features}, whose "
                           "future values a forecast would need; export a run without --features.")
+    statics = getattr(run.pipeline, "statics", None)
+    if statics:
+        raise ConfigError(f"export: the run reads static columns ({', '.join(statics.names)}), "
+                          "which the ONNX forms do not take yet; fit without --static to export.")
     known = getattr(run.pipeline, "known", None)
     if known is not None and known.columns and (run.kind != "series" or stateful):
         raise ConfigError(f"export: {'--stateful' if stateful else 'a panel'} with covariates "

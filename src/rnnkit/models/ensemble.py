@@ -40,6 +40,9 @@ def _blocks(rows: int, cols: int, k: int) -> torch.Tensor:
     return (row_member[:, None] == unit[None, :]).float()
 
 
+SCORE_BATCH = 4096  # pairs per scoring call
+
+
 class Members(nn.Module):
     """The packed members, for training: ``forward`` gives every member's outputs,
     (B, K, horizon, O)."""
@@ -129,9 +132,17 @@ class Members(nn.Module):
     def scores(self, pairs: Pairs) -> dict:
         """Validation MSE (model units) of each member and of their average."""
         self.eval()
-        pred, _ = self(pairs.inputs, lengths=pairs.lengths)  # (B, K, H, O)
-        target = pairs.targets[:, None]
-        each = ((pred - target) ** 2).mean(dim=(0, 2, 3))
-        average = ((pred.mean(dim=1, keepdim=True) - target) ** 2).mean()
+        each, average, count = 0.0, 0.0, 0
+        # in batches of gathered pairs: a panel's pairs are views over its whole buffer, and
+        # its covariates are joined to each batch as it is gathered
+        for s in range(0, len(pairs), SCORE_BATCH):
+            b = pairs.rows(s, s + SCORE_BATCH)
+            pred, _ = self(b.inputs, lengths=b.lengths)  # (B, K, H, O)
+            target = b.targets[:, None]
+            each = each + ((pred - target) ** 2).mean(dim=(2, 3)).sum(dim=0)
+            average += float(((pred.mean(dim=1, keepdim=True) - target) ** 2).mean(
+                dim=(1, 2, 3)).sum())
+            count += len(b.inputs)
+        each = each / max(count, 1)
         return {"members": [round(float(v), 6) for v in each],
-                "average": round(float(average), 6)}
+                "average": round(average / max(count, 1), 6)}

@@ -40,9 +40,10 @@ VAL_PAIRS = 2048
 
 
 def _subset(pairs: Pairs, n: int, rng: np.random.Generator) -> Pairs:
-    if len(pairs) <= n:
+    if len(pairs) <= n and pairs.index is None and pairs.join is None:
         return pairs
-    idx = torch.from_numpy(np.sort(rng.choice(len(pairs), n, replace=False)))
+    # indexed pairs (a panel's) are views over the whole buffer: gather them, as training does
+    idx = torch.from_numpy(np.sort(rng.choice(len(pairs), min(n, len(pairs)), replace=False)))
     return pairs.take(idx)
 
 
