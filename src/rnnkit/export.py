@@ -71,14 +71,15 @@ class _Forecaster(nn.Module):
         self.register_buffer("halves", torch.zeros(0) if halves is None else
                              torch.from_numpy(np.asarray(halves, dtype=np.float64)))
 
-    def one_round(self, hist: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
-                  ) -> torch.Tensor:
-        """The next forecasts (B, H, O) in original units from the last rows of ``hist``."""
+    def one_round(self, hist: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
+                  extra: torch.Tensor | None = None) -> torch.Tensor:
+        """The next forecasts (B, H, O) in original units from the last rows of ``hist``;
+        ``extra`` (B, window, E): scaled inputs joined to each row (covariates' leads)."""
         need = self.window + int(self.diff)
         rows = hist[:, -need:].to(torch.float32)
         x = rows[:, 1:] - rows[:, :-1] if self.diff else rows
         x = ((x.to(torch.float64) - shift) / scale).to(torch.float32)
-        raw = self.model(x)[0]
+        raw = self.model(x if extra is None else torch.cat([x, extra], dim=-1))[0]
         if self.last_step:
             raw = raw[:, -1:]
         pred = raw.to(torch.float64) * scale + shift
@@ -86,11 +87,12 @@ class _Forecaster(nn.Module):
             pred = hist[:, -1:] + torch.cumsum(pred, dim=1)
         return pred
 
-    def rolled(self, history: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
-               ) -> torch.Tensor:
+    def rolled(self, history: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
+               extra: Any = None) -> torch.Tensor:
+        """``extra(done)``: the joined inputs of the round ``done`` rows past the end."""
         hist, out, done = history, [], 0
         while done < self.steps:  # unrolled at export: the step count is fixed
-            pred = self.one_round(hist, shift, scale)
+            pred = self.one_round(hist, shift, scale, None if extra is None else extra(done))
             out.append(pred)
             hist = torch.cat([hist, pred], dim=1)
             done += int(pred.shape[1])
@@ -157,23 +159,8 @@ class KnownSeriesGraph(SeriesGraph):
         return ((torch.cat(parts, dim=-1) - self.kshift) / self.kscale).to(torch.float32)
 
     def forward(self, history: torch.Tensor, known: torch.Tensor) -> tuple:
-        hist, out, done = history, [], 0
-        while done < self.steps:
-            need = self.window + int(self.diff)
-            rows = hist[:, -need:].to(torch.float32)
-            x = rows[:, 1:] - rows[:, :-1] if self.diff else rows
-            x = ((x.to(torch.float64) - self.shift) / self.scale).to(torch.float32)
-            raw = self.model(torch.cat([x, self.leads(known.to(torch.float32).to(
-                torch.float64), done)], dim=-1))[0]
-            if self.last_step:
-                raw = raw[:, -1:]
-            pred = raw.to(torch.float64) * self.scale + self.shift
-            if self.diff:
-                pred = hist[:, -1:] + torch.cumsum(pred, dim=1)
-            out.append(pred)
-            hist = torch.cat([hist, pred], dim=1)
-            done += int(pred.shape[1])
-        point = torch.cat(out, dim=1)[:, : self.steps]
+        read = known.to(torch.float32).to(torch.float64)  # read as the pipeline's table rows
+        point = self.rolled(history, self.shift, self.scale, lambda done: self.leads(read, done))
         return self.with_bounds(point, torch.ones_like(point[:, 0]))
 
 
