@@ -276,10 +276,10 @@ def test_learned_intervals_come_from_sample_paths_through_the_covariates():
     assert (fc["y_lo95"] < fc["y_lo80"]).all() and (fc["y_hi80"] < fc["y_hi95"]).all()
 
 
-def test_a_panel_with_statics_is_refused_by_export_in_one_line(tmp_path):
+def test_a_panel_with_statics_is_refused_by_stateful_export_in_one_line(tmp_path):
     from rnnkit.errors import ConfigError
     from rnnkit.export import export_onnx
 
     run = rnnkit.fit(region_panel(8, 120), static=["region"], window=12, epochs=1, quiet=True)
     with pytest.raises(ConfigError, match=r"static columns \(region\)"):
-        export_onnx(run, tmp_path / "p.onnx")
+        export_onnx(run, tmp_path / "p.onnx", stateful=True)  # the forecast form takes them

@@ -592,3 +592,93 @@ def test_a_run_with_future_features_takes_their_coming_values_in_the_body(tmp_pa
     assert missing.status_code == 422 and "future features ['promo']" in missing.json()["error"]
     assert short.status_code == 422
     assert short.json()["error"].startswith("future: no row for date 2021-10-31")
+
+
+def test_update_takes_the_future_features_coming_values_and_keeps_them_across_a_restart(
+        tmp_path: Path):
+    """Each /update sends the promotions of the rows after its values (the first also its
+    first value's own); the answers equal a local stream's, a forecast by series equals the
+    run's forecast of the table with those rows, missing values are a 422 in one line, and
+    the values ahead the stream kept survive a restart."""
+    days = pd.date_range("2021-01-01", periods=310, freq="D")
+    rng = np.random.default_rng(1)
+    promo = (rng.random(310) < 0.2).astype(float)
+    y = (20 + 5 * promo + rng.normal(size=310)).astype(np.float32).astype(float)
+    df = pd.DataFrame({"ds": days, "y": y, "promo": promo})
+    folder = tmp_path / "sales"
+    run = rnnkit.fit(df.iloc[:300], target="y", future_features=["promo"], calendar="none",
+                     window=4, epochs=2, quiet=True, seed=0, out=folder)
+    new, plan = y[300:].tolist(), promo[300:].tolist()
+    stream = run.stream()
+    local = [float(stream.update(v, future={"promo": plan[j + int(j > 0) : j + 2]})[0])
+             for j, v in enumerate(new[:6])]
+    s = Server(folder)
+    try:
+        first = s.post("/update", {"series": "shop", "values": new[:4], "future":
+                                   {"promo": plan[:5]}}).json()  # 4 values + own + 1 ahead
+        missing = s.post("/update", {"series": "shop", "values": new[4:5]})
+        short = s.post("/update", {"series": "shop", "values": new[4:5], "future":
+                                   {"promo": plan[5:7]}})
+        second = s.post("/update", {"series": "shop", "values": new[4:5], "future":
+                                    {"promo": plan[5:6]}}).json()
+        ahead = {"ds": [d.date().isoformat() for d in days[305:307]], "promo": plan[5:7]}
+        fc = s.post("/forecast", {"series": "shop", "steps": 2, "future": ahead}).json()
+        assert s.stop() in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        s.kill()
+    assert first == {"series": "shop", "seen": 4, "next": local[3]}
+    assert second["next"] == local[4]
+    assert missing.status_code == 422 and missing.json()["error"] == (
+        "future is missing; this value needs 1 coming value of each future feature (promo), in "
+        "order: the row after each value.")
+    assert short.status_code == 422 and short.json()["error"].startswith(
+        "future['promo'] has 2 values; this value needs 1")
+    expected = run.forecast(2, data=df.iloc[300:305], future=pd.DataFrame(ahead))
+    assert fc.get("index") == [t.isoformat() for t in expected.index], fc
+    assert fc["forecast"] == pytest.approx(expected["y"].tolist(), rel=1e-9)
+    assert fc["forecast"][0] == second["next"]
+    again = Server(folder)
+    try:  # the restarted server knows row 305's promotion from the update before the stop
+        third = again.post("/update", {"series": "shop", "values": new[5:6], "future":
+                                       {"promo": plan[6:7]}}).json()
+    finally:
+        again.kill()
+    assert third == {"series": "shop", "seen": 6, "next": local[5]}
+
+
+def test_a_panel_series_with_future_features_is_updated_with_their_values(tmp_path: Path):
+    from tests.test_panel_covariates import promo_panel
+
+    data, plan = promo_panel(4, 120, 5)
+    folder = tmp_path / "shops"
+    run = rnnkit.fit(data, future_features=["promo"], calendar="none", window=5, epochs=2,
+                     quiet=True, seed=0, out=folder)
+    sid, ahead = "shop01", plan[plan.unique_id == "shop01"].reset_index(drop=True)
+    new = [float(v) for v in data[data.unique_id == sid].y.iloc[-2:] * 1.02]
+    stream = run.stream(series=sid)
+    local = [float(stream.update(new[0], future={"promo": ahead.promo[:2].tolist()})[0]),
+             float(stream.update(new[1], future={"promo": ahead.promo[2:3].tolist()})[0])]
+    s = Server(folder)
+    try:
+        got = s.post("/update", {"series": sid, "values": new,
+                                 "future": {"promo": ahead.promo[:3].tolist()}}).json()
+        later = {"unique_id": [sid] * 2, "ds": [d.date().isoformat() for d in ahead.ds[2:4]],
+                 "promo": ahead.promo[2:4].tolist()}
+        fc = s.post("/forecast", {"series": sid, "steps": 2, "future": later}).json()
+        wrong = s.post("/update", {"series": sid, "values": [1.0], "future": {"promos": [1]}})
+        assert s.stop() in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        s.kill()
+    again = Server(folder)
+    try:
+        assert again.post("/forecast", {"series": sid, "steps": 2, "future": later}).json() == fc
+        assert "ignored" not in again.text()  # the state file loaded
+    finally:
+        again.kill()
+    assert got["next"] == pytest.approx(local[1], rel=1e-9)
+    rows = pd.concat([data[data.unique_id == sid], pd.DataFrame(
+        {"unique_id": sid, "ds": ahead.ds[:2], "y": new, "promo": ahead.promo[:2]})])
+    expected = run.forecast(2, data=rows, future=pd.DataFrame(later))
+    assert fc["forecast"] == pytest.approx(expected["y"].tolist(), rel=1e-9)
+    assert wrong.status_code == 422 and wrong.json()["error"].startswith(
+        "future['promos'] is not a future feature of the run; send 'promo' only")

@@ -21,7 +21,8 @@ LAYERS = [
     ("inference", "streaming"),
     ("evaluate",),
     ("kinds",),
-    ("runs", "plots", "run_plots", "html_report", "analysis", "export"),
+    ("runs", "plots", "run_plots", "html_report", "analysis", "export", "export_graphs",
+     "export_covariates"),
     ("api", "demos", "cli", "datasets", "__main__", "serving", "refits"),
 ]
 

@@ -262,9 +262,16 @@ def generate(model: nn.Module, pipe: SequencePipeline, prompts: list[np.ndarray]
     return out
 
 
+def refuse_future() -> None:
+    """A stream's update given future values for a run that has no future features."""
+    raise DataError("stream: this run has no future features, so an update takes no future "
+                    "values; leave future out.")
+
+
 class SeriesOfPanel:
-    """``Stream`` for one series of a panel run: the global window model with that series' own
-    scaling, fed one observation (F,) at a time. It starts primed on the series' last rows
+    """``Stream`` for one series of a panel run without known covariates (with them:
+    ``streaming.KnownStream``): the global window model with that series' own scaling, fed
+    one observation (F,) at a time. It starts primed on the series' last rows
     (``primer``, the run's tail), so its first update already forecasts; with no primer it
     returns NaN until ``window`` (+1 with diff) rows arrived, as a window ``Stream`` does."""
 
@@ -284,8 +291,12 @@ class SeriesOfPanel:
             self.buffer.extend(self.primer[-self.buffer.maxlen:])
 
     @torch.inference_mode()
-    def update(self, value: float | np.ndarray) -> np.ndarray:
-        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+    def update(self, value: float | np.ndarray, future: Any = None) -> np.ndarray:
+        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,).
+        (A panel with known covariates streams by ``streaming.KnownStream``, which takes
+        ``future``.)"""
+        if future is not None:
+            refuse_future()
         x = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if not np.isfinite(x).all():
             raise DataError(f"stream: observation {value!r} is not a finite number.")

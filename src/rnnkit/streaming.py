@@ -1,16 +1,20 @@
 """Streaming: one observation in, the forecast of the next one out.
 
 ``Stream`` carries a per-step model's hidden state (or a window model's last rows) from call
-to call; ``DatedStream`` does the same for a run whose inputs include calendar features, and
-keeps the clock that dates each observation (one step of the data's frequency after the one
-before, from the end of the fitted data), so the calendar of the row it forecasts is known.
-``SeriesOfPanel`` (inference.py) streams one series of a panel.
+to call. ``KnownStream`` does the same for a run whose inputs include covariates known ahead
+(a series run's, or one series of a panel's): it keeps the clock that dates each observation
+(one step of the data's frequency after the one before), so the calendar of the rows it
+forecasts is known, and the values of the user's future features that the updates gave for
+the rows ahead, so no value is given twice. ``SeriesOfPanel`` (inference.py) streams one
+series of a panel without known covariates.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +22,11 @@ import torch
 from torch import nn
 
 from rnnkit.data import calendar
-from rnnkit.data.clock import extend_index
+from rnnkit.data.clock import extend_index, future_times
 from rnnkit.data.sequences import SequencePipeline
 from rnnkit.data.series import SeriesPipeline
-from rnnkit.errors import DataError
-from rnnkit.inference import covariate_rolling, series_forecasts
+from rnnkit.errors import DataError, did_you_mean
+from rnnkit.inference import covariate_rolling, refuse_future, series_forecasts
 from rnnkit.models.cells import LoopRNN
 
 
@@ -105,8 +109,11 @@ class Stream:
         self.buffer: deque[np.ndarray] = deque(maxlen=need)
 
     @torch.inference_mode()
-    def update(self, value: float | np.ndarray) -> np.ndarray:
-        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,)."""
+    def update(self, value: float | np.ndarray, future: Any = None) -> np.ndarray:
+        """Observe ``value`` (scalar or (F,)); return the forecast of the next value (O,).
+        ``future`` is for runs with future features (``KnownStream``); here it is refused."""
+        if future is not None:
+            refuse_future()
         if self.diff and not self.windowed and self.last is None:
             # nothing to difference yet: the working series starts at the second observation
             x = np.atleast_1d(np.asarray(value, dtype=np.float64))
@@ -149,55 +156,94 @@ class Stream:
         return pipe.outputs_to_units(y.numpy()[0].astype(np.float64))
 
 
-class DatedStream:
-    """``Stream`` for a series run with calendar features: each observation is dated one step
-    of the data's frequency after the previous one, starting after the fitted data's end
-    (``clock``, the run's ``index_info``), and the calendar of the rows it forecasts is made
-    from those dates. Columns the user knows ahead (``--future-features``) are not streamed:
-    their coming values would have to come with every observation."""
+TimesAfter = Callable[[str, int], pd.DatetimeIndex]  # (a row's time, n) -> the n times after it
 
-    def __init__(self, model: nn.Module, pipe: SeriesPipeline, clock: dict) -> None:
-        if pipe.known.future:
-            raise DataError(f"streaming reads one observation at a time; this run also needs "
-                            f"the coming values of its future features {list(pipe.known.future)}"
-                            ", which a stream does not take: use forecast(steps, future=...).")
-        if clock.get("kind") != "datetime":
+
+def times_after(clock: dict, panel: bool = False) -> TimesAfter | None:
+    """The dates of the rows after a given time on a run's clock (a series run's
+    ``index_info``, or a panel's ``time_info`` with ``panel``); None when its rows have no
+    regular dates (numbered rows, an irregular index)."""
+    if clock.get("kind") != "datetime" or not clock.get("freq"):
+        return None
+    if panel:
+        return lambda at, n: pd.DatetimeIndex(
+            future_times(clock, np.array([pd.Timestamp(at).to_datetime64()]), n)[0])
+    return lambda at, n: pd.DatetimeIndex(extend_index({**clock, "last": at}, n))
+
+
+class KnownStream:
+    """``Stream`` for a run whose inputs include covariates known ahead (data/covariates.py):
+    calendar features, made from each observation's date, and the user's future features,
+    whose values come with the updates. Input row t carries the known values of rows
+    t+1..t+lead, so the forecast after an observation reads those of the ``lead`` rows after
+    it (``pipe.lead``: the horizon of a window model, 1 per step).
+
+    ``update(value, future)``: ``value`` the observed row's targets and past features;
+    ``future`` each future feature's values for the ``lead`` rows after it (a mapping column
+    -> sequence, or a DataFrame with those columns). The observed row's own values are the
+    first ones the update before gave (the stream keeps them: its windows read them), so a
+    stream's first update (and the first after ``reset``) gives them too: ``lead + 1`` values,
+    the observed row's first. ``future_rows`` says how many the next update takes. A value
+    given again for the same row (a revised plan) replaces the earlier one.
+
+    Each observation is dated one step of the data's frequency after the previous, from
+    ``at`` (the fitted data's end; ``clock``: the dates after a time, None for rows without
+    dates). A panel's series (``series``, its number) is scaled by its own statistics and
+    starts primed on ``primer``, its last rows in the fitted data (raw, with their known
+    covariates), so its first update already forecasts; a series run's stream starts empty
+    and returns NaN until a window (+1 with diff) arrived.
+    """
+
+    def __init__(self, model: nn.Module, pipe: Any, clock: TimesAfter | None, at: str | None,
+                 series: int | None = None, primer: np.ndarray | None = None) -> None:
+        if pipe.known.dated and (clock is None or at is None):
             raise DataError("streaming a run with calendar features needs the dates of its "
                             "data; this run's clock has none.")
-        self.model, self.pipe, self.clock = model, pipe, dict(clock)
+        self.model, self.pipe, self.clock, self.start = model, pipe, clock, at
         self.model.eval()
-        self.width = len(pipe.targets) + len(pipe.features)
+        self.series = None if series is None else np.array([series])
+        self.primer = None if primer is None else np.asarray(primer, dtype=np.float64)
+        self.width = len(pipe.targets) + len(pipe.features)  # what an observation holds
+        self.names = list(pipe.known.future)
         self.reset()
 
     def reset(self) -> None:
-        """Back to no observations, the clock at the end of the fitted data."""
+        """Back to no observations (a panel series: to its primer), the clock at the start."""
         self.state = None
         self.last: np.ndarray | None = None  # the previous row (diff, per-step models)
-        need = self.pipe.window + int(self.pipe.diff) if self.pipe.shape == "window" else 1
+        self.row: np.ndarray | None = None  # the last observed row, with its known covariates
+        self.ahead: np.ndarray | None = None  # (lead, future features): the rows after it
+        pipe = self.pipe
+        need = pipe.window + int(pipe.diff) if pipe.shape == "window" else 1
         self.buffer: deque[np.ndarray] = deque(maxlen=need)
-        self.at = str(self.clock["last"])  # the time of the last row seen
+        if self.primer is not None:
+            self.buffer.extend(self.primer[-need:])
+        self.at = self.start  # the time of the last row seen
+
+    @property
+    def future_rows(self) -> int:
+        """Values of each future feature the next update takes (0: the run has none)."""
+        return (self.pipe.lead + int(self.ahead is None)) if self.names else 0
 
     @torch.inference_mode()
-    def update(self, value: float | np.ndarray) -> np.ndarray:
-        """Observe ``value`` (scalar or (targets + features,)) at the next time; return the
-        forecast of the value after it (O,)."""
+    def update(self, value: float | np.ndarray, future: Any = None) -> np.ndarray:
+        """Observe ``value`` (scalar or (targets + features,)) at the next time, with the
+        future features' values ``future``; return the forecast of the value after it (O,)."""
         x = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if x.shape != (self.width,) or not np.isfinite(x).all():
             raise DataError(f"stream: observation {value!r} is not {self.width} finite "
                             f"number{'s' if self.width > 1 else ''} (the targets, then the "
                             "features).")
+        row, nxt, at = self._rows(x, self._future(future))  # checked before anything changes
         pipe, o = self.pipe, len(self.pipe.targets)
-        times = extend_index({**self.clock, "last": self.at}, 1 + pipe.lead)
-        cal = calendar.encode(times, list(pipe.known.calendar), pipe.known.holidays)
-        row = np.concatenate([x, cal[0]])
-        nxt = np.concatenate([np.full((pipe.lead, self.width), np.nan), cal[1:]], axis=1)
-        self.at = pd.Timestamp(times[0]).isoformat()
+        self.row, self.at = row, at
+        self.ahead = nxt[:, self.width : self.width + len(self.names)] if self.names else None
         if pipe.shape == "window":
             self.buffer.append(row)
             if len(self.buffer) < (self.buffer.maxlen or 0):
                 return np.full(o, np.nan)
             rows = np.vstack([*self.buffer, nxt])
-            return covariate_rolling(self.model, pipe, rows[None], 1)[0, 0]
+            return covariate_rolling(self.model, pipe, rows[None], 1, series=self.series)[0, 0]
         if pipe.diff and self.last is None:  # nothing to difference yet
             self.last = row
             return np.full(o, np.nan)
@@ -207,3 +253,72 @@ class DatedStream:
         self.last = row
         pred = pipe.scaler.inverse(y.numpy()[0], slice(0, o))
         return x[:o] + pred if pipe.diff else pred
+
+    def _rows(self, x: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                               str | None]:
+        """(the observed row (C,), the ``lead`` rows after it (lead, C), its time): raw rows
+        as the table holds them, the targets and past features of the rows ahead unknown."""
+        lead = self.pipe.lead
+        own = given[0] if self.ahead is None else self.ahead[0]
+        row, nxt = [x, own], [np.full((lead, self.width), np.nan), given[len(given) - lead:]]
+        at = self.at
+        if self.clock is not None and at is not None:
+            times = self.clock(at, 1 + lead)
+            at = pd.Timestamp(times[0]).isoformat()
+            if self.pipe.known.dated:
+                known = self.pipe.known
+                cal = calendar.encode(times, list(known.calendar), known.holidays)
+                row.append(cal[0])
+                nxt.append(cal[1:])
+        return np.concatenate(row), np.concatenate(nxt, axis=1), at
+
+    def _future(self, future: Any) -> np.ndarray:
+        """(future_rows, future features) from ``future``, each value checked."""
+        if not self.names:
+            if future is not None:
+                refuse_future()
+            return np.zeros((self.pipe.lead + 1, 0))
+        want = self.future_rows
+        if future is None:
+            raise DataError(f"stream: this run reads the coming values of its future features "
+                            f"{self.names}; pass update(value, future={{{self.names[0]!r}: "
+                            f"[...]}}) with {self._wanted()}.")
+        if not isinstance(future, Mapping | pd.DataFrame):
+            raise DataError(f"stream: future is a {type(future).__name__}; expected a mapping "
+                            f"column -> values (or a DataFrame) with {self._wanted()}.")
+        out = np.empty((want, len(self.names)))
+        for j, name in enumerate(self.names):
+            if name not in future:
+                raise DataError(f"stream: future has no column {name!r}, a future feature of "
+                                f"the run; give {self._wanted()}."
+                                f"{did_you_mean(name, [str(c) for c in future])}")
+            cells = np.asarray(future[name], dtype=object).reshape(-1)
+            if len(cells) != want:
+                raise DataError(f"stream: future[{name!r}] has {len(cells)} value"
+                                f"{'s' if len(cells) != 1 else ''}; this update takes "
+                                f"{self._wanted()}.")
+            out[:, j] = [_number(c, f"future[{name!r}][{i}]") for i, c in enumerate(cells)]
+        return out
+
+    def _wanted(self) -> str:
+        lead = self.pipe.lead
+        after = "the row after it" if lead == 1 else f"the {lead} rows after it"
+        if self.ahead is None:
+            return (f"{lead + 1} values each: the observed row's own, then {after} (a stream's "
+                    "first update gives its own row's too; later ones only the rows after)")
+        return f"{lead} value{'s' if lead > 1 else ''} each: {after}"
+
+
+def _number(cell: Any, where: str) -> float:
+    """One known value: a finite number (a bool counts as 0 or 1)."""
+    bad = DataError(f"stream: {where} is {cell!r}, which is not a number; give numbers only.")
+    if isinstance(cell, str | bytes) or cell is None:
+        raise bad
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not math.isfinite(value):
+        raise DataError(f"stream: {where} is {cell!r}; give a finite number for every row "
+                        "ahead (its planned value).")
+    return value

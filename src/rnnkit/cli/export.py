@@ -23,7 +23,8 @@ def add_export(sub: Any, command: Any) -> None:
     c.add_argument("--steps", type=int, default=12, help="rows the graph forecasts (default 12)")
     c.add_argument("--stateful", action="store_true", help="export one step instead, the "
                    "streaming form: (x, buffer, seen) -> (y, buffer, seen) for a window run, "
-                   "(x, h[, c][, last], seen) -> (y, h[, c][, last], seen) for --shape next")
+                   "(x[, known], h[, c][, last], seen) -> (y, h[, c][, last], seen) for "
+                   "--shape next")
     c.add_argument("--out", required=True, help="the .onnx file to write")
     c.set_defaults(func=cmd_export)
 
@@ -35,14 +36,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise ConfigError(f"export: --format {args.format!r} is not supported; use onnx.")
     _needs_onnx()
+    import onnx
+
     run = rnnkit.load(args.run)
     path = run.export(args.out, steps=args.steps, stateful=args.stateful)
+    # the input names tell a deployer what to feed (a run with covariates takes more)
+    inputs = [i.name for i in onnx.load(str(path)).graph.input]
     if args.json:
         print(json.dumps({"path": str(path), "bytes": path.stat().st_size,
-                          "stateful": args.stateful, "steps": args.steps}))
+                          "stateful": args.stateful, "steps": args.steps, "inputs": inputs}))
     else:
         form = "one step (stateful)" if args.stateful else f"{args.steps}-step forecast"
         print(f"wrote {path} ({path.stat().st_size:,} bytes): the {form} of {args.run}")
+        print(f"inputs: {', '.join(inputs)} (their columns are in the model's metadata; "
+              "docs/deploy.md)")
     return 0
 
 

@@ -33,6 +33,7 @@ from rnnkit.kinds import panel_data, panel_forecast
 from rnnkit.kinds.panel_forecast import long_table, rolled, volatility_now
 from rnnkit.kinds.panel_rows import forecasts, known_truth, split_pairs
 from rnnkit.persist import load_weights, save_weights
+from rnnkit.streaming import KnownStream, times_after
 
 PANEL_FILE = "panel.safetensors"
 KEPT_FORECASTS = 100_000  # forecasts kept in memory after evaluation, for the doctor
@@ -174,8 +175,9 @@ class PanelKind:
                         "sequence runs.")
 
     @staticmethod
-    def stream(run: Any, series: str | None = None) -> SeriesOfPanel:
-        """A stream of the series ``series``, primed on its last rows in the fitted data."""
+    def stream(run: Any, series: str | None = None) -> SeriesOfPanel | KnownStream:
+        """A stream of the series ``series``, primed on its last rows in the fitted data; a
+        run with known covariates takes the future features' values with each update."""
         ids = [str(i) for i in run.config["panel"]["ids"]]
         if series is None:
             raise DataError("a panel run streams one of its series at a time: "
@@ -185,14 +187,13 @@ class PanelKind:
                             "scaling is unknown; stream one of the run's series or fit again "
                             f"with it.{did_you_mean(str(series), ids)}")
         pipe: PanelPipeline = run.pipeline
-        if pipe.known.columns:
-            names = ", ".join(pipe.known.columns)
-            raise DataError(f"streaming reads one observation at a time; this run also needs "
-                            f"the next row's covariates known ahead ({names}), which a stream "
-                            "does not take yet: use forecast(steps, future=...), or fit with "
-                            "--calendar none and without --future-features.")
         i = ids.index(str(series))
         primer = None if run.tail is None else run.tail["values"][i]
+        if pipe.known.columns:  # the pipeline's own inputs join the leads and the statics
+            clock = times_after(run.config["panel"]["clock"], panel=True)
+            at = (None if clock is None or run.tail is None else
+                  pd.Timestamp(run.tail["last"][i].astype("datetime64[ns]")).isoformat())
+            return KnownStream(run.model, pipe, clock, at, series=i, primer=primer)
         model = run.model if pipe.static_rows is None else WithStatics(run.model,
                                                                        pipe.static_rows[i])
         return SeriesOfPanel(model, pipe, i, primer)

@@ -32,7 +32,7 @@ from rnnkit.inference import (
     sample_paths,
     series_forecasts,
 )
-from rnnkit.streaming import DatedStream, Stream
+from rnnkit.streaming import KnownStream, Stream, times_after
 
 ROLLED_STEPS = 100  # forecast steps calibrated through the autoregressive loop, at most
 ROLLED_ORIGINS = 200  # validation origins they are calibrated from, at most
@@ -222,9 +222,15 @@ class SeriesKind:
                          for p in prompts])
 
     @staticmethod
-    def stream(run: Any) -> Stream | DatedStream:
+    def stream(run: Any) -> Stream | KnownStream:
+        """A stream that starts with no rows (a window model answers NaN until a window
+        arrived), dated from the fitted data's end; a run with known covariates takes the
+        future features' values with each update (``KnownStream``)."""
         if run.pipeline.known.columns:
-            return DatedStream(run.model, run.pipeline, run.config["tail"]["index"])
+            info = run.config["tail"]["index"]
+            clock = times_after(info)
+            return KnownStream(run.model, run.pipeline, clock,
+                               None if clock is None else str(info["last"]))
         return Stream(run.model, run.pipeline)
 
     # --- files -----------------------------------------------------------------------------

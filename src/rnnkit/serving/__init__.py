@@ -5,6 +5,7 @@
     POST /forecast  {"steps": N} | {"history": [...], "steps": N} | {"series": id, "steps": N}
     POST /predict   {"history": [...]} | {"series": id}   one-step predictions
     POST /update    {"series": id, "values": [...]}       advance a tracked series
+                    (+ "future": {"promo": [...]} for a run with future features)
 
 From Python: ``create_app(run_or_path, token=None)`` returns the app (to mount or test), and
 ``serve(run_path, host, port, token)`` runs it. Needs the serve extra:

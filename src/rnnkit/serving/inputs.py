@@ -60,8 +60,9 @@ def status_of(exc: RnnkitError) -> int:
 @dataclass(frozen=True)
 class Layout:
     """How a run reads a history: its kind, its columns (targets, then features), the time
-    column it was told to use (None: detected or absent), a panel's id and time columns, and
-    the rows a forecast needs (window, +1 when it differences)."""
+    column it was told to use (None: detected or absent), a panel's id and time columns, the
+    rows a forecast needs (window, +1 when it differences), and its future features (whose
+    values /update takes beside the observations)."""
 
     kind: str
     columns: list[str]
@@ -71,6 +72,14 @@ class Layout:
     panel: tuple[str, str | None] | None
     need: int
     dated: bool = False  # the run reads calendar features: every row needs its real date
+    future: tuple[str, ...] = ()
+    index_name: str | None = None  # the data's time index, found without being named
+
+    @property
+    def tracked(self) -> list[str]:
+        """The columns of a tracked series' rows: the run's, then its future features' own
+        values (a history of the series must give both)."""
+        return [*self.columns, *self.future]
 
 
 def layout_of(run: Any) -> Layout:
@@ -81,7 +90,9 @@ def layout_of(run: Any) -> Layout:
                   time=cfg.get("source", {}).get("time"),
                   panel=(panel["id"], panel["time"]) if panel else None,
                   need=int(pipe.window) + int(bool(pipe.diff)),
-                  dated=bool(getattr(getattr(pipe, "known", None), "dated", False)))
+                  dated=bool(getattr(getattr(pipe, "known", None), "dated", False)),
+                  future=tuple(getattr(getattr(pipe, "known", None), "future", ())),
+                  index_name=cfg.get("tail", {}).get("index", {}).get("name"))
 
 
 # --- the body -------------------------------------------------------------------------------
@@ -214,16 +225,49 @@ def future_frame(value: Any) -> pd.DataFrame:
     return _columns_frame(value, "future")
 
 
-def values_frame(rows: np.ndarray, layout: Layout, times: pd.DatetimeIndex | None = None
-                 ) -> pd.DataFrame:
+def update_future(value: Any, layout: Layout) -> dict[str, np.ndarray] | None:
+    """/update's ``future``: each future feature's coming values, in order (the rows after
+    the values sent: ``state.Tracker.update`` says how many), finite numbers."""
+    if not layout.future:
+        if value is not None:
+            raise DataError("future: this run has no future features, so /update takes no "
+                            "future values; leave it out.")
+        return None
+    if value is None:
+        return None  # the tracker says how many values it needed
+    if not isinstance(value, dict):
+        raise DataError(f"future is {shown(value)}; expected an object of the future features' "
+                        f"coming values, e.g. {{\"{layout.future[0]}\": [1, 0]}}.")
+    for key in value:
+        if key not in layout.future:
+            raise DataError(f"future[{key!r}] is not a future feature of the run; send "
+                            f"{', '.join(repr(c) for c in layout.future)} only (no times: the "
+                            f"values follow the rows in order).{did_you_mean(key, layout.future)}")
+    out = {}
+    for name in layout.future:
+        if name not in value:
+            raise DataError(f"future has no {name!r}; send the coming values of every future "
+                            f"feature: {', '.join(repr(c) for c in layout.future)}.")
+        column = value[name]
+        if not isinstance(column, list):
+            raise DataError(f"future[{name!r}] is {shown(column)}; expected a list of numbers.")
+        for i, x in enumerate(column):
+            _check_number(x, f"future[{name!r}][{i}]")
+        out[name] = np.asarray(column, dtype=np.float64)
+    return out
+
+
+def values_frame(rows: np.ndarray, layout: Layout, times: pd.DatetimeIndex | None = None,
+                 columns: list[str] | None = None) -> pd.DataFrame:
     """Rows of the run's columns (n, F) as the table it reads, at ``times`` when they are
-    known (a dated run's tracked series)."""
-    frame = pd.DataFrame(rows, columns=layout.columns)
+    known (a dated run's tracked series). ``columns``: the rows' names when they are not the
+    run's columns (a tracked series' rows hold its future features too)."""
+    frame = pd.DataFrame(rows, columns=columns or layout.columns)
     if times is not None:  # as the column the run reads its time from, else as the index
         if layout.time is not None:
             frame.insert(0, layout.time, times)
-        else:
-            frame.index = times
+        else:  # named as the data's, by which a future table's dates are matched
+            frame.index = times.rename(layout.index_name)
     elif layout.time is not None:
         # The run was told to read its time from a column these values came without. A
         # stand-in daily clock lets the reader take them; the answer numbers the rows instead
@@ -234,10 +278,10 @@ def values_frame(rows: np.ndarray, layout: Layout, times: pd.DatetimeIndex | Non
 
 def series_frame(rows: np.ndarray, layout: Layout, sid: str, times: np.ndarray | None
                  ) -> pd.DataFrame:
-    """Rows (n, F) of one series of a panel run, at ``times`` (None: no time column), as the
-    long table the run reads."""
+    """Tracked rows (n, F + future features) of one series of a panel run, at ``times``
+    (None: no time column), as the long table the run reads."""
     ident, time = layout.panel or ("unique_id", None)
-    frame = pd.DataFrame(rows, columns=layout.columns)
+    frame = pd.DataFrame(rows, columns=layout.tracked)
     if time is not None and times is not None:
         frame.insert(0, time, times)
     frame.insert(0, ident, sid)

@@ -36,12 +36,13 @@ from rnnkit.serving.inputs import (
     series_frame,
     series_of,
     steps_of,
+    update_future,
     values_frame,
 )
 
 LOG = logging.getLogger("rnnkit.serve")
 FIELDS = {"forecast": ("history", "series", "steps", "future"), "predict": ("history", "series"),
-          "update": ("series", "values")}
+          "update": ("series", "values", "future")}
 
 
 class Service:
@@ -50,8 +51,9 @@ class Service:
 
     def __init__(self, run: Any, state_path: Path | None, save_every: float | None) -> None:
         self.run, self.layout = run, layout_of(run)
-        self.tracker = state.Tracker(run, len(self.layout.columns), self.layout.need,
-                                     panel=self.layout.panel is not None)
+        self.tracker = state.Tracker(run, len(self.layout.tracked), self.layout.need,
+                                     panel=self.layout.panel is not None,
+                                     future=self.layout.future)
         self.state_path, self.save_every = state_path, save_every
         self.mark = state.fingerprint(run)
         self.lock = threading.Lock()
@@ -89,7 +91,8 @@ class Service:
         if "values" not in body:
             raise DataError("values is missing; send {\"series\": id, \"values\": [...]}.")
         rows = numbers(body["values"], "values", self.layout.columns, MAX_VALUES)
-        seen, nxt = self.tracker.update(sid, rows)
+        seen, nxt = self.tracker.update(sid, rows, update_future(body.get("future"),
+                                                                 self.layout))
         if self.save_every is not None and time.monotonic() - self.saved_at >= self.save_every:
             self._save(final=False)
         return {"series": sid, "seen": seen,
@@ -100,6 +103,7 @@ class Service:
         levels = (learned.levels(cfg) if learned.is_learned(cfg) else intervals.levels_of(cfg))
         return json_ready({
             "kind": lay.kind, "targets": lay.targets, "features": lay.columns[len(lay.targets):],
+            "future_features": list(lay.future),
             "window": int(self.run.pipeline.window), "horizon": lay.horizon,
             "diff": bool(self.run.pipeline.diff),
             "history_rows": {"forecast": lay.need, "predict": lay.need + 1},
@@ -149,10 +153,11 @@ class Service:
             if self.layout.panel is not None:
                 times = self.tracker.times(sid, len(rows), seen)
                 return series_frame(rows, self.layout, sid, times), False, 0
-            if self.layout.dated:  # its rows have real dates, and the answer shows them
-                return (values_frame(rows, self.layout, self.tracker.dates(sid, len(rows))),
-                        False, 0)
-            return values_frame(rows, self.layout), True, seen - len(rows)
+            dates = self.tracker.dates(sid, len(rows))
+            if dates is not None:  # its stream dated its rows, and the answer shows them
+                return values_frame(rows, self.layout, dates, self.layout.tracked), False, 0
+            return (values_frame(rows, self.layout, columns=self.layout.tracked), True,
+                    seen - len(rows))
         if "history" in body:
             frame, numbered = history_frame(body["history"], self.layout)
             return frame, numbered, 0

@@ -2,7 +2,9 @@
 
 ``POST /update`` feeds a series' observations one by one to its own ``Run.stream()``, whose
 hidden state (or window of recent values) carries the series forward; the server also keeps
-the series' recent rows, which ``/forecast`` and ``/predict`` by series id continue from.
+the series' recent rows, which ``/forecast`` and ``/predict`` by series id continue from. A run
+with future features takes their coming values with the observations (``Tracker.update``):
+its stream keeps those of the rows ahead, and each tracked row keeps its own.
 
 ``RUN/serve_state.json`` holds every tracked series: how many values it has seen, its recent
 rows and its stream's state, exactly (float32 tensors as JSON numbers round-trip bit for bit).
@@ -54,10 +56,13 @@ class Tracked:
 
 
 class Tracker:
-    """Every tracked series of one run, by id. Not thread-safe: the server holds its lock."""
+    """Every tracked series of one run, by id. Not thread-safe: the server holds its lock.
+    ``width``: the columns of a tracked row (the run's, then its ``future`` features' own
+    values)."""
 
-    def __init__(self, run: Any, width: int, need: int, panel: bool = False) -> None:
-        self.run, self.width, self.panel = run, width, panel
+    def __init__(self, run: Any, width: int, need: int, panel: bool = False,
+                 future: tuple[str, ...] = ()) -> None:
+        self.run, self.width, self.panel, self.future = run, width, panel, future
         self.primed = need if panel else 0  # rows a series starts with, before any update
         self.keep = need + 1 + VOLATILITY_ROWS
         self.series: dict[str, Tracked] = {}
@@ -73,27 +78,59 @@ class Tracker:
             stream = self.run.stream(series=sid)
         except DataError as exc:
             raise UnknownSeries(str(exc)) from None
-        return Tracked(stream, deque(stream.buffer, maxlen=self.keep), 0)
+        # its primer rows, as tracked rows: a panel's tail holds its calendar columns too
+        return Tracked(stream, deque((r[: self.width] for r in stream.buffer),
+                                     maxlen=self.keep), 0)
 
-    def update(self, sid: str, rows: np.ndarray) -> tuple[int, np.ndarray]:
-        """Feed ``rows`` (n, F) to series ``sid`` (created on first use); return how many
-        values it has seen and the forecast of its next value (O,), NaN while warming up."""
+    def update(self, sid: str, rows: np.ndarray, future: dict[str, np.ndarray] | None = None
+               ) -> tuple[int, np.ndarray]:
+        """Feed ``rows`` (n, F) to series ``sid`` (created on first use), with ``future``,
+        the future features' coming values (``split_future``); return how many values it has
+        seen and the forecast of its next value (O,), NaN while warming up."""
         item = self.series.get(sid)
         if item is None:
             if len(self.series) >= MAX_SERIES:
                 raise DataError(f"the server already tracks {MAX_SERIES} series, the most it "
                                 f"keeps; update one of them or start a server per group.")
             item = self._new(sid)
+        each = self.split_future(item.stream, len(rows), future)  # all checked before feeding
         nxt = np.full(1, np.nan)
-        for row in rows:
-            nxt = item.stream.update(row)
-            item.recent.append(row)
-            if hasattr(item.stream, "at"):
-                item.dates.append(item.stream.at)
+        for row, ahead in zip(rows, each, strict=True):
+            nxt = item.stream.update(row, future=ahead)
+            # the row with its future features' own values, which a history of it must hold
+            item.recent.append(row if len(row) == self.width else item.stream.row[: self.width])
+            if not self.panel and getattr(item.stream, "at", None) is not None:
+                item.dates.append(item.stream.at)  # (a panel's times come from its clock)
         item.seen += len(rows)
         self.series[sid] = item  # a new series exists once its stream took every value
         self.changed = True
         return item.seen, nxt
+
+    def split_future(self, stream: Any, n: int, future: dict[str, np.ndarray] | None
+                     ) -> list[dict[str, np.ndarray] | None]:
+        """Each of ``n`` values' future values (``KnownStream.update``) from one request's:
+        each future feature's values of the rows after the first value sent, through the
+        ``lead`` rows after the last (n - 1 + lead), and on a series' first update the first
+        value's own before them (n + lead)."""
+        if not self.future:
+            return [None] * n
+        lead = stream.pipe.lead
+        own = stream.future_rows - lead  # 1 when the stream lacks the first row's own values
+        want = n - 1 + lead + own
+        short = [c for c in self.future if future is not None and len(future[c]) != want]
+        if future is None or short:
+            rows = "row" if lead == 1 else f"{lead} rows"
+            what = (f"the first value's own, then the {rows} after each" if own
+                    else f"the {rows} after each value")
+            got = ("future is missing" if future is None
+                   else f"future[{short[0]!r}] has {len(future[short[0]])} value"
+                   f"{'s' if len(future[short[0]]) != 1 else ''}")
+            these = "this value needs" if n == 1 else f"these {n} values need"
+            raise DataError(f"{got}; {these} {want} coming value{'s' if want > 1 else ''} of "
+                            "each future feature "
+                            f"({', '.join(self.future)}), in order: {what}.")
+        return [{c: v[: lead + own] for c, v in future.items()}] + [
+            {c: v[i + own : i + own + lead] for c, v in future.items()} for i in range(1, n)]
 
     def rows(self, sid: str) -> tuple[np.ndarray, int]:
         """(recent rows (n, F), values seen) of series ``sid``; a panel's series not fed yet
@@ -107,9 +144,13 @@ class Tracker:
                                 "\"values\": [...]}.")
         return np.array(item.recent), item.seen
 
-    def dates(self, sid: str, rows: int) -> pd.DatetimeIndex:
-        """The dates its stream gave a dated run's tracked series' last ``rows`` rows."""
-        return pd.DatetimeIndex([pd.Timestamp(t) for t in self.series[sid].dates][-rows:])
+    def dates(self, sid: str, rows: int) -> pd.DatetimeIndex | None:
+        """The dates its stream gave a tracked series' last ``rows`` rows (a run with known
+        covariates on a dated clock); None when its rows are not dated."""
+        dates = self.series[sid].dates
+        if len(dates) < rows:
+            return None
+        return pd.DatetimeIndex([pd.Timestamp(t) for t in dates][-rows:])
 
     def times(self, sid: str, rows: int, seen: int) -> np.ndarray | None:
         """The times of a panel series' last ``rows`` tracked rows: its rows in the run end at
@@ -128,7 +169,8 @@ class Tracker:
         return {sid: {"seen": t.seen, "recent": np.array(t.recent).tolist(),
                       "stream": {"state": encode(t.stream.state), "last": encode(t.stream.last),
                                  "buffer": [encode(b) for b in t.stream.buffer],
-                                 "at": getattr(t.stream, "at", None)},
+                                 "at": getattr(t.stream, "at", None),
+                                 "ahead": encode(getattr(t.stream, "ahead", None))},
                       "dates": list(t.dates)}
                 for sid, t in self.series.items()}
 
@@ -149,11 +191,12 @@ class Tracker:
             if seen + self.primed < len(rows):
                 raise ValueError(f"series {sid!r}: seen={seen} is fewer than its rows")
             # a state of the wrong shape fails on this copy, now, not in a request later
-            probe = self._stream(sid, d["stream"]).update(rows[-1])
+            probe = self._probe(self._stream(sid, d["stream"]), rows[-1])
             if not (np.isnan(probe).all() or np.isfinite(probe).all()):
                 raise ValueError(f"series {sid!r}: its state gives non-finite forecasts")
             dates = [pd.Timestamp(str(t)).isoformat() for t in d.get("dates", [])]
-            if d["stream"].get("at") is not None and len(dates) < min(len(rows), self.keep):
+            dated = not self.panel and d["stream"].get("at") is not None  # (panel: its clock)
+            if dated and len(dates) < min(len(rows), self.keep):
                 raise ValueError(f"series {sid!r}: {len(dates)} dates for {len(rows)} rows")
             found[sid] = Tracked(self._stream(sid, d["stream"]),
                                  deque(rows[-self.keep:], maxlen=self.keep), seen,
@@ -174,7 +217,20 @@ class Tracker:
         stream.buffer.extend(buffered)
         if d.get("at") is not None:  # a dated stream's clock: the time of its last row
             stream.at = pd.Timestamp(str(d["at"])).isoformat()
+        ahead = decode(d.get("ahead"))
+        if ahead is not None or self.future:  # the known values of the rows ahead
+            shape = (stream.pipe.lead, len(self.future))
+            if not self.future or ahead is None or np.shape(ahead) != shape:
+                raise ValueError(f"known values ahead of shape {np.shape(ahead)}; this run "
+                                 f"keeps {shape}")
+            stream.ahead = ahead
         return stream
+
+    def _probe(self, stream: Any, row: np.ndarray) -> np.ndarray:
+        """One update of a restored stream (a copy): a state of the wrong shape fails now."""
+        n = self.width - len(self.future)
+        future = {c: np.zeros(stream.future_rows) for c in self.future} if self.future else None
+        return stream.update(row[:n], future=future)
 
 
 def encode(o: Any) -> Any:

@@ -1,0 +1,254 @@
+"""ONNX export of runs with covariates (issue 15; rnnkit/export_covariates.py): a panel's known
+covariates and static columns, a per-step series' known covariates in its stateful form, and
+past features up to the horizon become inputs of the graph, and onnxruntime gives what rnnkit
+gives (``Run.forecast``, the model over the run's own working rows) within 1e-5."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.data import calendar
+from rnnkit.errors import ConfigError
+from rnnkit.export import export_onnx
+
+RTOL = 1e-5
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def meta_of(path: Path) -> dict:
+    text = ("rnnkit_version", "rnnkit_form")
+    return {p.key: p.value if p.key in text else json.loads(p.value)
+            for p in onnx.load(path).metadata_props}
+
+
+def outputs(sess: ort.InferenceSession, feed: dict) -> dict[str, np.ndarray]:
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
+
+
+def shops(series: int = 3, n: int = 150, ahead: int = 12, seed: int = 0, region: bool = False
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily sales of ``series`` shops (levels 10..1000, +30% on promotion days, a weekend
+    lift) and the plan of the ``ahead`` days after; with ``region``, static columns ``region``
+    (text) and ``size`` (a number)."""
+    rng = np.random.default_rng(seed)
+    data, plan = [], []
+    ds = pd.date_range("2021-01-01", periods=n + ahead, freq="D")
+    for i in range(series):
+        promo = (rng.random(n + ahead) < 0.2).astype(float)
+        level = 10 ** rng.uniform(1, 3)
+        y = level * (1 + 0.3 * promo + 0.2 * (ds.day_of_week >= 5)
+                     + 0.05 * rng.normal(size=n + ahead))
+        frame = pd.DataFrame({"unique_id": f"shop{i}", "ds": ds[:n], "y": y[:n],
+                              "promo": promo[:n]})
+        if region:
+            frame["region"], frame["size"] = ("north", "south", "east")[i % 3], 100.0 + 7 * i
+        data.append(frame)
+        plan.append(pd.DataFrame({"unique_id": f"shop{i}", "ds": ds[n:], "promo": promo[n:]}))
+    return pd.concat(data, ignore_index=True), pd.concat(plan, ignore_index=True)
+
+
+def known_rows(data: pd.DataFrame, plan: pd.DataFrame, sid: str, rows: int, ahead: int,
+               known: dict) -> np.ndarray:
+    """(rows + ahead, K) a series' known covariates at its last ``rows`` rows and the
+    ``ahead`` after them, built as a deployer builds them: the future features from the data
+    and the plan, the calendar columns from the dates."""
+    past, coming = data[data.unique_id == sid].tail(rows), plan[plan.unique_id == sid]
+    both = pd.concat([past, coming.head(ahead)], ignore_index=True)
+    dates = pd.DatetimeIndex(both["ds"])
+    cols = [both[c].to_numpy(dtype=np.float64) for c in known["future"]]
+    cal = calendar.encode(dates, known["calendar"], known["holidays"])
+    return np.column_stack([*cols, cal]) if known["calendar"] or known["holidays"] else (
+        np.column_stack(cols))
+
+
+def panel_feed(meta: dict, data: pd.DataFrame, plan: pd.DataFrame, ids: list[str],
+               rows: int) -> dict[str, np.ndarray]:
+    """A batch of the series ``ids``: their history, scaling, known covariates and statics."""
+    per = meta["series"]
+    feed = {"history": np.stack([data.loc[data.unique_id == s, meta["columns"]].to_numpy(
+        dtype=np.float64)[-rows:] for s in ids])}
+    for key in ("shift", "scale", "sigma"):
+        if key in meta["inputs"]:  # sigma: only where the run has intervals
+            feed[key] = np.array([per[s][key] for s in ids])
+    if "known" in meta["inputs"]:
+        feed["known"] = np.stack([known_rows(data, plan, s, rows, meta["known"]["rows_ahead"],
+                                             meta["known"]) for s in ids])
+    if "static" in meta["inputs"]:
+        feed["static"] = np.array([per[s]["static"] for s in ids])
+    return feed
+
+
+@pytest.mark.parametrize(("transform", "horizon"), [("none", 1), ("diff", 2)])
+def test_a_panel_with_future_features_and_a_calendar_exports_them_as_inputs(
+        tmp_path: Path, transform: str, horizon: int) -> None:
+    data, plan = shops()
+    run = rnnkit.fit(data, future_features=["promo"], calendar="weekday", holidays="US",
+                     transform=transform, horizon=horizon, window=5, hidden_size=8, epochs=2,
+                     quiet=True, seed=0, guard=False)
+    steps = 5
+    path = export_onnx(run, tmp_path / "p.onnx", steps=steps)
+    meta = meta_of(path)
+    assert meta["inputs"] == ["history", "shift", "scale", "sigma", "known"]
+    assert meta["known"]["columns"][0] == "promo" and meta["known"]["holidays"] == "US"
+    assert meta["known"]["rows_ahead"] == -(-steps // horizon) * horizon
+    need = run.pipeline.window + int(run.pipeline.diff)
+    ids = ["shop0", "shop2"]  # two series in one batch, each by its own scaling
+    got = outputs(session(path), panel_feed(meta, data, plan, ids, need + 3))
+    ref = run.forecast(steps, future=plan)
+    for b, sid in enumerate(ids):
+        mine = ref[ref.unique_id == sid]
+        for out, col in (("forecast", "y"), ("lo80", "y_lo80"), ("hi95", "y_hi95")):
+            np.testing.assert_allclose(got[out][b, :, 0], mine[col].to_numpy(), rtol=RTOL)
+    # the covariates are in the forecast: a promotion moved to another day moves it
+    feed = panel_feed(meta, data, plan, ids, need)
+    feed["known"][:, -meta["known"]["rows_ahead"]:, 0] = 1 - feed["known"][
+        :, -meta["known"]["rows_ahead"]:, 0]
+    assert not np.allclose(session(path).run(["forecast"], feed)[0], got["forecast"])
+
+
+def test_a_panel_with_a_numeric_and_a_categorical_static_exports_a_static_input(
+        tmp_path: Path) -> None:
+    data, plan = shops(series=4, region=True)
+    run = rnnkit.fit(data, static=["region", "size"], future_features=["promo"],
+                     calendar="none", window=5, hidden_size=8, epochs=2, quiet=True, seed=0,
+                     guard=False)
+    path = export_onnx(run, tmp_path / "s.onnx", steps=4)
+    meta = meta_of(path)
+    assert meta["inputs"] == ["history", "shift", "scale", "sigma", "known", "static"]
+    table = meta["static"]
+    assert table["columns"] == ["size", "region"]
+    assert table["categories"] == [["east", "north", "south"]]
+    # what a deployer feeds: the raw size, the region's position in the table
+    firsts = data.groupby("unique_id").first()
+    for sid, row in firsts.iterrows():
+        code = table["categories"][0].index(row["region"])
+        assert meta["series"][sid]["static"] == [row["size"], code]  # read back exactly
+    ids = ["shop1", "shop3", "shop0"]
+    feed = panel_feed(meta, data, plan, ids, run.pipeline.window + int(run.pipeline.diff))
+    feed["static"] = np.array([[firsts.loc[s, "size"], table["categories"][0].index(
+        firsts.loc[s, "region"])] for s in ids])
+    got = session(path).run(["forecast"], feed)[0]
+    ref = run.forecast(4, future=plan)
+    for b, sid in enumerate(ids):
+        np.testing.assert_allclose(got[b, :, 0], ref.loc[ref.unique_id == sid, "y"],
+                                   rtol=RTOL)
+    # the statics are in the forecast: another region (the embedding) moves it
+    feed["static"][:, 1] = (feed["static"][:, 1] + 1) % 3
+    moved = session(path).run(["forecast"], feed)[0]
+    assert np.isfinite(moved).all() and not np.allclose(moved, got)
+    # a graph cannot refuse: a code outside the table forecasts NaN for that row only
+    feed["static"][0, 1], feed["static"][1, 1] = 3, 0.5
+    out = session(path).run(["forecast"], feed)[0]
+    assert np.isnan(out[:2]).all() and np.isfinite(out[2]).all()
+
+
+@pytest.mark.parametrize(("cell", "transform"), [("lstm", "none"), ("gru", "diff")])
+def test_the_stateful_step_of_a_per_step_run_takes_the_next_row_s_known_covariates(
+        tmp_path: Path, cell: str, transform: str) -> None:
+    data, _ = shops(series=1, n=200)
+    df = data.drop(columns="unique_id")
+    run = rnnkit.fit(df, target="y", future_features=["promo"], calendar="weekday",
+                     shape="next", cell=cell, transform=transform, window=8, hidden_size=8,
+                     num_layers=2, epochs=2, quiet=True, seed=0)
+    path = export_onnx(run, tmp_path / "step.onnx", stateful=True)
+    meta = meta_of(path)
+    diff = run.pipeline.diff
+    assert meta["inputs"] == ["x", "known", "h", *(["c"] if cell == "lstm" else []),
+                              *(["last"] if diff else []), "seen"]
+    known = np.column_stack([df["promo"].to_numpy(), calendar.encode(
+        pd.DatetimeIndex(df["ds"]), meta["known"]["calendar"], None)])  # (T, K)
+    y = df["y"].to_numpy()
+    sess, feed = session(path), {"h": np.zeros((2, 1, 8), np.float32),
+                                 "seen": np.zeros(1, np.int64)}
+    feed.update({"c": feed["h"]} if cell == "lstm" else {})
+    feed.update({"last": np.zeros((1, 1))} if diff else {})
+    got = []
+    for t in range(len(y) - 1):  # x: row t; known: row t + 1, the row y forecasts
+        out = outputs(sess, {"x": y[None, t, None], "known": known[None, t + 1], **feed})
+        feed = {n: out[f"{n}_out"] for n in feed}
+        got.append(out["y"][0, 0])
+    # rnnkit's own one-step predictions: the model over the run's working rows from the start
+    with torch.no_grad():
+        raw = run.model(run.data.buffer[None])[0][0, :, 0].numpy().astype(np.float64)
+    pred = run.pipeline.scaler.inverse(raw[:, None], slice(0, 1))[:, 0]
+    if diff:  # working row i is the change into row i + 1
+        got, pred = np.array(got[1:]), y[1:-1] + pred[:-1]
+    else:
+        got, pred = np.array(got), pred[:-1]
+    np.testing.assert_allclose(got, pred, rtol=RTOL)
+    assert int(feed["seen"][0]) == len(y) - 1
+
+
+@pytest.mark.parametrize("kind", ["series", "panel"])
+def test_past_features_export_up_to_the_horizon(tmp_path: Path, kind: str) -> None:
+    data, plan = shops(series=1 if kind == "series" else 3, n=160)
+    rng = np.random.default_rng(5)
+    data["price"] = 2 + rng.random(len(data))
+    frame = data.drop(columns="unique_id") if kind == "series" else data
+    run = rnnkit.fit(frame, target="y" if kind == "series" else None, features=["price"],
+                     future_features=["promo"], calendar="weekday", horizon=3, window=6,
+                     hidden_size=8, epochs=2, quiet=True, seed=0, guard=False)
+    path = export_onnx(run, tmp_path / "f.onnx", steps=3)
+    meta = meta_of(path)
+    assert meta["columns"] == ["y", "price"] and meta["features"] == {
+        "columns": ["price"], "max_steps": 3}
+    need = run.pipeline.window + int(run.pipeline.diff)
+    if kind == "series":
+        sid = data.unique_id.iloc[0]
+        feed = {"history": frame[["y", "price"]].to_numpy()[None, -need:],
+                "known": known_rows(data, plan, sid, need, 3, meta["known"])[None]}
+        got = outputs(session(path), feed)
+        fc = run.forecast(3, future=plan.drop(columns="unique_id"))
+        # the direct head's intervals, calibrated per step of the horizon
+        np.testing.assert_allclose(got["hi80"][0, :, 0], fc["y_hi80"], rtol=RTOL)
+        got, ref = got["forecast"], fc["y"].to_numpy()[None]
+    else:
+        ids = ["shop0", "shop1", "shop2"]
+        got = session(path).run(["forecast"], panel_feed(meta, data, plan, ids, need))[0]
+        fc = run.forecast(3, future=plan)
+        ref = np.stack([fc.loc[fc.unique_id == s, "y"].to_numpy() for s in ids])
+    np.testing.assert_allclose(got[..., 0], ref, rtol=RTOL)
+    with pytest.raises(ConfigError, match=r"features \['price'\] are known only up to the last "
+                                          r"row, so its forecast goes at most 3 step"):
+        export_onnx(run, tmp_path / "g.onnx", steps=4)
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def test_the_stateful_forms_that_remain_refused_say_so_in_one_line(tmp_path: Path) -> None:
+    data, _ = shops(series=3, n=100, region=True)
+    statics = rnnkit.fit(data.drop(columns="promo"), static=["region"], calendar="none",
+                         window=5, epochs=1, quiet=True, seed=0)
+    with pytest.raises(ConfigError, match=r"--stateful for a panel with static columns "
+                                          r"\(region\) is not exported") as err:
+        export_onnx(statics, tmp_path / "s.onnx", stateful=True)
+    known = rnnkit.fit(data.drop(columns=["region", "size"]), future_features=["promo"],
+                       calendar="none", window=5, epochs=1, quiet=True, seed=0)
+    with pytest.raises(ConfigError, match=r"--stateful with covariates known ahead \(promo\) "
+                                          "is exported for --shape next series runs only"):
+        export_onnx(known, tmp_path / "k.onnx", stateful=True)
+    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())
+
+
+def test_the_cli_exports_a_panel_with_covariates_and_names_its_inputs(tmp_path: Path,
+                                                                      cli) -> None:
+    data, _ = shops(series=2, n=100, ahead=6, region=True)
+    run = rnnkit.fit(data, future_features=["promo"], static=["region", "size"],
+                     calendar="weekday", window=5, epochs=1, quiet=True, seed=0)
+    run.save(tmp_path / "run", plots=False)
+    code, out, err = cli("export", "run", "--steps", "6", "--out", "p.onnx", cwd=tmp_path)
+    assert code == 0, err
+    assert "inputs: history, shift, scale, sigma, known, static" in out, out
+    assert [i.name for i in session(tmp_path / "p.onnx").get_inputs()] == [
+        "history", "shift", "scale", "sigma", "known", "static"]
