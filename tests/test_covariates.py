@@ -192,8 +192,10 @@ def test_the_cli_fits_with_future_features_and_forecasts_from_a_future_file(tmp_
                          cwd=tmp_path)
     assert code == 0, err
     code, _, err = cli("forecast", "run", "--steps", "10", "--future", "plan.csv", "--out",
-                         "fc.csv", cwd=tmp_path)
+                         "fc.csv", "--plot", "fc.png", cwd=tmp_path)
     assert code == 0, err
+    # the plot: the run's kept last rows, the forecast, the plan under it
+    assert "wrote the plot to fc.png" in err and (tmp_path / "fc.png").stat().st_size > 10_000
     fc = pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
     assert fc["ds"].tolist() == plan["ds"].tolist()
     expected = rnnkit.load(tmp_path / "run").forecast(10, future=plan)
@@ -224,7 +226,7 @@ def test_a_feature_cannot_be_both_past_and_future():
 
 
 # --- the doctor --------------------------------------------------------------------------------
-def test_the_doctor_shuffles_each_covariate_and_names_the_ones_that_matter():
+def test_the_doctor_shuffles_each_covariate_and_names_the_ones_that_matter(tmp_path: Path):
     data, _ = promo_series()
     data["noise"] = np.random.default_rng(5).normal(size=len(data))
     run = rnnkit.fit(data, target="y", future_features=["promo"], features=["noise"],
@@ -235,6 +237,11 @@ def test_the_doctor_shuffles_each_covariate_and_names_the_ones_that_matter():
     assert abs(rise["rise_noise"]) < 0.01
     assert "noise adds almost nothing" in found["idle-covariate"].message
     assert "promo" not in found["idle-covariate"].message
+    # the plot draws each covariate under the target, ranked by these shuffles, in the report
+    folder = run.save(tmp_path / "run")
+    assert (folder / "covariates.png").stat().st_size > 10_000
+    html = (folder / "report.html").read_text()
+    assert 'alt="covariates"' in html and "when each one is shuffled" in html
 
 
 # --- streaming ---------------------------------------------------------------------------------

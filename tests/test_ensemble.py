@@ -111,3 +111,24 @@ def test_ensemble_refuses_what_it_does_not_train(cli, tmp_path: Path) -> None:
                          "--ensemble", "3", "--epochs", "2", "--quiet", "--out", "r",
                          cwd=tmp_path)
     assert code == 0, err
+
+
+def test_a_panel_ensemble_reads_its_covariates_and_refuses_text_statics() -> None:
+    from test_panel_covariates import promo_panel
+
+    data, plan = promo_panel(series=6, n=160)
+    sizes = data.groupby("unique_id")["y"].transform("mean").round()
+    data = data.assign(size=sizes, region=np.where(sizes > 100, "big", "small"))
+    opts = {"future_features": ["promo"], "calendar": "none", "quiet": True, "seed": 0,
+            "epochs": 6, "hidden_size": 8}
+    run = rnnkit.fit(data.drop(columns=["region"]), static=["size"], ensemble=3, **opts)
+    assert len(run.config["ensemble"]["members"]) == 3  # each member scored on validation
+    fc = run.forecast(10, future=plan)
+    on = plan.groupby("unique_id").head(10)["promo"].to_numpy() == 1
+    assert np.isfinite(fc["y"]).all() and len(fc) == 60
+    # the members learned the promotion through the covariate (+30% on a level of 10..1000)
+    rel = fc["y"].to_numpy() / fc.groupby("unique_id")["y"].transform("mean").to_numpy()
+    assert rel[on].mean() > rel[~on].mean() + 0.1
+    with pytest.raises(ConfigError, match="categorical static columns need the network's "
+                                          "embeddings; drop --ensemble"):
+        rnnkit.fit(data, static=["size", "region"], ensemble=3, **opts)

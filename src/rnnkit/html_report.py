@@ -31,6 +31,9 @@ CAPTIONS = {
     "forecast.png": "Forecast past the end of the data, with the history before it.",
     "panel_series.png": "A few series of the panel: truth and the global model's one-step "
                         "forecasts on each series' held-out rows.",
+    "covariates.png": "The covariates under the target on the held-out rows, and how much "
+                      "the held-out RMSE rises when each one is shuffled (the doctor's "
+                      "check): a covariate that costs nothing when shuffled adds nothing.",
     "backtest.png": "Rolling-origin backtest: multi-step forecasts from several origins.",
     "continuations.png": "Generated continuations of held-out sequences against the truth.",
     "priming_curve.png": "Priming: error at each step after a fresh (zero) state.",

@@ -23,6 +23,7 @@ from rnnkit.persist import atomic_write_bytes
 
 MODEL, TRUTH, BASE = "tab:blue", "black", "tab:orange"
 OTHERS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")  # baselines
+MAX_COVARIATES = 4  # covariate panels drawn under the target, at most (all are ranked)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -192,28 +193,41 @@ def sequence_residuals(truth: np.ndarray, pred: np.ndarray, baselines: dict[str,
 def forecast(index: Any, values: np.ndarray, future_index: Any, future: np.ndarray, name: str,
              path: Path, bounds: tuple[int, int] | None = None,
              baseline: np.ndarray | None = None, baseline_name: str = "",
-             bands: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
+             bands: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+             covariates: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
     """History, the model's forecast past the end with its interval ``bands`` ({level: (lo,
-    hi)}), and a baseline's continuation."""
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    hi)}), and a baseline's continuation; under it each future-known covariate's history and
+    the coming values the forecast was given (``covariates``: {name: (history, ahead)})."""
+    shown = list(covariates or {})[:MAX_COVARIATES]
+    fig, axes = plt.subplots(1 + len(shown), 1, figsize=(10, 4.5 + 1.3 * len(shown)),
+                             sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3] + [1] * len(shown)})
+    ax, fx = axes[0, 0], np.asarray(future_index)
     for i, (level, (b_lo, b_hi)) in enumerate(sorted((bands or {}).items(), reverse=True)):
-        ax.fill_between(np.asarray(future_index), b_lo, b_hi, color="tab:red",
-                        alpha=0.12 + 0.1 * i, lw=0, label=f"{level}% interval")
+        ax.fill_between(fx, b_lo, b_hi, color="tab:red", alpha=0.12 + 0.1 * i, lw=0,
+                        label=f"{level}% interval")
     lo = max(0, len(values) - max(4 * len(future), 200))
     x = np.asarray(index)
     ax.plot(x[lo:], values[lo:, 0], color=TRUTH, lw=1, label="history")
     if baseline is not None:
-        ax.plot(np.asarray(future_index), baseline, color=BASE, lw=1, ls="--",
-                label=f"{baseline_name} baseline")
-    ax.plot(np.asarray(future_index), future[:, 0], color="tab:red", lw=1.5,
+        ax.plot(fx, baseline, color=BASE, lw=1, ls="--", label=f"{baseline_name} baseline")
+    ax.plot(fx, future[:, 0], color="tab:red", lw=1.5,
             label=f"model forecast ({len(future)} steps)")
-    ax.axvline(x[-1], color="grey", lw=1, ls=":")
     if bounds is not None:
         _mark_splits(ax, x, bounds, lo)
     ax.set_title(f"{name}: forecast past the end of the data")
-    ax.set_xlabel("time")
     ax.set_ylabel(f"{name} (original units)")
     ax.legend(fontsize=8)
+    for row, col in enumerate(shown, start=1):
+        past, ahead = (covariates or {})[col]
+        cx = axes[row, 0]
+        cx.step(x[lo:], past[lo:], where="post", color=TRUTH, lw=0.9)
+        cx.step(fx, ahead, where="post", color="tab:red", lw=1.1)
+        cx.set_title(f"{col}: known ahead (given to the forecast)", fontsize=9, loc="left")
+        cx.set_ylabel(col, fontsize=8)
+    for a in axes[:, 0]:
+        a.axvline(x[-1], color="grey", lw=1, ls=":")
+    axes[-1, 0].set_xlabel("time")
     return _save(fig, path)
 
 
@@ -323,3 +337,56 @@ def backtest(index: Any, values: np.ndarray, bt: Any, name: str, path: Path) -> 
     ax.set_ylabel(f"{name} (original units)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def covariates(index: Any, values: np.ndarray, columns: dict[str, np.ndarray],
+               origins: Any, pred: np.ndarray, name: str, path: Path,
+               rise: dict[str, float] | None = None) -> Path:
+    """The held-out rows of the target with the model's one-step forecasts, each covariate the
+    user gave below it on the same time axis (so a promotion's spike lines up with its flag),
+    and beside them how much the held-out RMSE rises when each covariate is shuffled (the
+    doctor's permutation importance, ``rise``; calendar groups included)."""
+    origins = np.asarray(origins)
+    lo = max(0, int(origins[0]) + 1 - 30, len(values) - 400)
+    x = np.asarray(index)[lo:]
+    shown = list(columns)[:MAX_COVARIATES]
+    fig = plt.figure(figsize=(11, 2.2 + 1.3 * len(shown)))
+    grid = fig.add_gridspec(1 + len(shown), 2, width_ratios=[3, 1],
+                            height_ratios=[2] + [1] * len(shown))
+    ax = fig.add_subplot(grid[0, 0])
+    ax.plot(x, values[lo:, 0], color=TRUTH, lw=1, label=f"{name} (truth)")
+    keep = origins + 1 >= lo
+    ax.plot(np.asarray(index)[origins[keep] + 1], pred[keep, 0, 0], color=MODEL, lw=1.1,
+            label="model, 1 step ahead")
+    ax.set_title(f"{name} and the covariates beside it (held-out rows)")
+    ax.set_ylabel(name)
+    ax.legend(fontsize=8, loc="best")
+    for i, col in enumerate(shown, start=1):
+        cx = fig.add_subplot(grid[i, 0], sharex=ax)
+        cx.step(x, columns[col][lo:], where="post", color=OTHERS[(i - 1) % len(OTHERS)], lw=0.9)
+        said = "" if not rise or col not in rise else f": shuffled, RMSE {rise[col]:+.1%}"
+        cx.set_title(f"{col}{said}", fontsize=9, loc="left")
+        cx.set_ylabel(col, fontsize=8)
+    for upper in fig.axes[:-1]:
+        upper.tick_params(labelbottom=False)
+    fig.axes[-1].set_xlabel("time")
+    _importance(fig.add_subplot(grid[:, 1]), rise)
+    return _save(fig, path)
+
+
+def _importance(ax: Any, rise: dict[str, float] | None) -> None:
+    """Horizontal bars of the RMSE rise per shuffled covariate, largest on top."""
+    ax.set_title("shuffled one at a time", fontsize=9)
+    if not rise:
+        ax.text(0.5, 0.5, "not measured:\nrnnkit doctor RUN\nranks them", ha="center",
+                va="center", fontsize=9, transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    ranked = sorted(rise.items(), key=lambda kv: kv[1])
+    ax.barh(range(len(ranked)), [100 * r for _, r in ranked], color=MODEL, alpha=0.7)
+    for i, (_, r) in enumerate(ranked):
+        ax.annotate(f"{r:+.1%}", (max(100 * r, 0), i), xytext=(3, 0), fontsize=8,
+                    textcoords="offset points", va="center")
+    ax.set_yticks(range(len(ranked)), [n for n, _ in ranked], fontsize=8)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("held-out RMSE rise (%)")

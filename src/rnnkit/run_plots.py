@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from rnnkit import plots
+from rnnkit.data.clock import past_times
+from rnnkit.data.covariates import future_rows
 from rnnkit.evaluate import intervals
 
 
@@ -34,7 +36,7 @@ def save_run_plots(run: Any, folder: Path) -> list[Path]:
     if ev is None:
         return out
     if run.kind == "series":
-        out += _series_plots(run, ev, folder)
+        out += _series_plots(run, ev, folder) + _covariate_plot(run, ev, folder)
     elif run.pipeline.shape == "seq2one":
         mean = ev.baselines.get("mean")
         out.append(plots.scatter(ev.truth, ev.pred, folder / "predictions.png",
@@ -61,20 +63,69 @@ def _series_plots(run: Any, ev: Any, folder: Path) -> list[Path]:
     # features' coming values (calendar features come from the dates)
     if not pipe.features and not pipe.known.future:
         steps = max(pipe.horizon, min(2 * (pipe.period or pipe.window), 500))
-        fc = run.forecast(steps)
-        base, base_name = None, ""
-        if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
-            season = values[-pipe.period :, 0]
-            base, base_name = np.resize(season, steps), "seasonal naive"
-        levels = intervals.levels_of(run.config)
-        bands = {lv: (fc[f"{name}_lo{lv}"].to_numpy(), fc[f"{name}_hi{lv}"].to_numpy())
-                 for lv in levels if f"{name}_lo{lv}" in fc}
-        if not isinstance(fc.index, type(index)):  # irregular dates: numbered steps ahead
-            index, fc.index = pd.RangeIndex(len(index)), pd.RangeIndex(
-                len(index), len(index) + len(fc))
-        out.append(plots.forecast(index, values, fc.index, fc[pipe.targets].to_numpy(), name,
-                            folder / "forecast.png", bounds, base, base_name, bands))
+        out.append(forecast_plot(run, run.forecast(steps), folder / "forecast.png"))
     return out
+
+
+def forecast_plot(run: Any, fc: pd.DataFrame, path: Path, data: Any = None,
+                  future: Any = None) -> Path:
+    """A series run's forecast ``fc`` after the history it continues (``data``; else the
+    fitted data; else the last rows the run keeps), with its interval bands, the seasonal
+    naive beside it, and under it each future feature's history and the coming values the
+    forecast was given (``future``, read and aligned as the forecast read it)."""
+    pipe, name, fc = run.pipeline, run.pipeline.targets[0], fc.copy()
+    index, values, bounds = _history(run, data)
+    base, base_name = None, ""
+    if pipe.period and pipe.period >= 2 and len(values) >= pipe.period:
+        base, base_name = np.resize(values[-pipe.period :, 0], len(fc)), "seasonal naive"
+    levels = intervals.levels_of(run.config)
+    bands = {lv: (fc[f"{name}_lo{lv}"].to_numpy(), fc[f"{name}_hi{lv}"].to_numpy())
+             for lv in levels if f"{name}_lo{lv}" in fc}
+    known = {}
+    if pipe.known.future and future is not None:
+        ahead = future_rows(pipe.known, future, fc.index)
+        at = len(pipe.targets) + len(pipe.features)  # the table's first future feature
+        known = {c: (values[:, at + j], ahead[:, j]) for j, c in enumerate(pipe.known.future)}
+    if not isinstance(fc.index, type(index)):  # irregular dates: numbered steps ahead
+        index, fc.index = pd.RangeIndex(len(index)), pd.RangeIndex(
+            len(index), len(index) + len(fc))
+    return plots.forecast(index, values, fc.index, fc[pipe.targets].to_numpy(), name, path,
+                          bounds, base, base_name, bands, known)
+
+
+def _history(run: Any, data: Any) -> tuple[pd.Index, np.ndarray, tuple[int, int] | None]:
+    """(index, values, split bounds or None) of the rows a forecast continues."""
+    if data is not None or run.data is not None:
+        table = run.behaviour.attach(run, data)[0].dataset
+        fitted = data is None
+        return table.index, table.values, run.pipeline.bounds(len(table.values)) if fitted else None
+    tail = run.config["tail"]
+    values, info = np.asarray(tail["values"], dtype=np.float64), tail["index"]
+    if info.get("kind") in ("datetime", "irregular"):  # irregular: numbered 1-rows..0
+        last = np.array([pd.Timestamp(info["last"]).to_datetime64()])
+        times = past_times(info, last, len(values))[0]
+        index = pd.Index(times, name=info.get("name"))
+    else:
+        index = pd.RangeIndex(int(info["last"]) - len(values) + 1, int(info["last"]) + 1,
+                              name=info.get("name"))
+    return index, values, None
+
+
+def _covariate_plot(run: Any, ev: Any, folder: Path) -> list[Path]:
+    """The user's covariates under the target, ranked by the doctor's shuffles when it ran."""
+    pipe = run.pipeline
+    if not pipe.covariates:
+        return []
+    table, o, p = ev.data.dataset, len(pipe.targets), len(pipe.features)
+    # the table holds [targets | past features | future features | calendar] (covariates.attach)
+    columns = {n: table.values[:, o + j] for j, n in enumerate(pipe.features)}
+    columns |= {n: table.values[:, o + p + j] for j, n in enumerate(pipe.known.future)}
+    found = next((f for f in (run.metrics or {}).get("findings") or []
+                  if f.get("code") == "covariates"), None)
+    rise = None if found is None else {k.removeprefix("rise_"): float(v)
+                                       for k, v in found["evidence"].items()}
+    return [plots.covariates(table.index, table.values, columns, ev.origins, ev.pred,
+                             pipe.targets[0], folder / "covariates.png", rise)]
 
 
 def _continuation_plots(run: Any, ev: Any, folder: Path) -> list[Path]:

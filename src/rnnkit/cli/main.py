@@ -169,10 +169,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import rnnkit
+    from rnnkit.errors import ConfigError
 
     run = rnnkit.load(args.run)
-    return _write_frame(args, run.forecast(args.steps, args.data, future=args.future))
+    if args.plot and run.kind != "series":
+        raise ConfigError(f"--plot draws a series run's forecast; {args.run} is a {run.kind} "
+                          "run: leave --plot out and plot its CSV.")
+    frame = run.forecast(args.steps, args.data, future=args.future)
+    if args.plot:
+        from rnnkit.run_plots import forecast_plot
+
+        drawn = forecast_plot(run, frame, Path(args.plot), args.data, args.future)
+        print(f"wrote the plot to {drawn}", file=sys.stderr)  # stdout may be the CSV or JSON
+    return _write_frame(args, frame)
 
 
 def _write_frame(args: argparse.Namespace, frame: Any) -> int:
@@ -311,6 +323,8 @@ def _add_predictions(sub: Any) -> None:
     c.add_argument("--future", metavar="CSV", help="the coming values of the run's future "
                    "features, one row per date ahead, with the data's time column")
     c.add_argument("--out", help="write a CSV here instead of printing")
+    c.add_argument("--plot", metavar="PNG", help="also draw the forecast after its history, "
+                   "with its intervals and the future features it was given")
     c.set_defaults(func=cmd_forecast)
 
     c = _command(sub, "generate", "Continue a sequence from seed values.")
