@@ -29,8 +29,12 @@ chromium:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } \
 	  || echo "note: chromium is not installed; the report's browser check will skip"
 
+# Two workers: the tests train small models on one thread each (tests/conftest.py), so a
+# 2-core machine runs two at once; a module's tests stay on one worker (its fixtures fit once).
+TEST_WORKERS ?= 2
+
 test: lint chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # Benchmarks are not part of `make test` (a smoke version of them is): they take minutes and
 # want a quiet machine. Results land in benchmarks/RESULTS.md and benchmarks/SCALING.md.

@@ -12,6 +12,10 @@ import pytest
 
 DATA_DIR = Path(__file__).parent / "data"
 
+# In-process fits too: `make test` runs two pytest workers on two cores, and a large model's fit
+# would otherwise take every core (train/threads.py) and spin-wait on the other worker.
+os.environ["OMP_NUM_THREADS"] = "1"
+
 # A CLI call that takes longer than this is hung, not slow: fail instead of blocking the suite.
 CLI_TIMEOUT = 180
 

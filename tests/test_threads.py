@@ -8,7 +8,14 @@ import torch
 
 import rnnkit
 from rnnkit.config import ModelConfig
-from rnnkit.train.threads import SERIAL_WORK, cores, step_work, thread_count, threads_for
+from rnnkit.train.threads import (
+    SERIAL_WORK,
+    cores,
+    most_threads,
+    step_work,
+    thread_count,
+    threads_for,
+)
 
 
 def test_small_models_get_one_thread_and_large_ones_every_core() -> None:
@@ -16,12 +23,23 @@ def test_small_models_get_one_thread_and_large_ones_every_core() -> None:
     large = ModelConfig(hidden_size=128, window=8)
     assert step_work(small, 64) == 64 * 4 * 32 * 33 < SERIAL_WORK
     assert step_work(large, 64) >= SERIAL_WORK
-    assert threads_for(small, 64) == 1 and threads_for(large, 64) == cores()
+    assert threads_for(small, 64) == 1 and threads_for(large, 64) == most_threads()
     assert threads_for(large, 64, asked=1) == 1  # --threads wins
     # an ensemble's members count together, and layers above the first add their work
     assert step_work(ModelConfig(hidden_size=16, window=8, ensemble=8), 64) >= SERIAL_WORK
     assert step_work(ModelConfig(hidden_size=32, num_layers=2, window=8), 64) > step_work(
         small, 64)
+
+
+def test_omp_num_threads_caps_every_core(monkeypatch) -> None:
+    large = ModelConfig(hidden_size=128, window=8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert most_threads() == 1 and threads_for(large, 64) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # a cap above the cores gives the cores
+    assert most_threads() == cores()
+    for junk in ("", "0", "two"):  # unset or unusable: every core
+        monkeypatch.setenv("OMP_NUM_THREADS", junk)
+        assert most_threads() == cores()
 
 
 def test_thread_count_restores_the_callers_setting() -> None:

@@ -9,7 +9,8 @@ on 1 thread and 12.46 s on 2. Larger models do gain: LSTM(64) 0.80 -> 0.59 s, LS
 
 So a fit runs on one thread while a time step of a batch costs fewer than ``SERIAL_WORK``
 multiply-adds (about LSTM(48) at batch 64), and on every core the process may use above that.
-``TrainConfig.threads`` (``--threads``) overrides the choice. The thread count in force before
+``TrainConfig.threads`` (``--threads``) overrides the choice; ``OMP_NUM_THREADS`` caps
+"every core". The thread count in force before
 the fit is restored after it.
 """
 
@@ -35,6 +36,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def most_threads() -> int:
+    """Every core, capped by ``OMP_NUM_THREADS`` when it is set: the usual way to say that
+    several jobs share the machine (a test runner's workers, a batch of fits), where a fit
+    taking every core makes them spin-wait on each other."""
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(cores(), int(cap))) if cap.isdigit() and int(cap) > 0 else cores()
+
+
 def step_work(cfg: ModelConfig, batch: int) -> int:
     """Multiply-adds of one time step of one batch: every layer's gates over its inputs."""
     units, gates = cfg.units, GATES[cfg.cell]
@@ -48,7 +57,7 @@ def threads_for(cfg: ModelConfig, batch: int, asked: int | None = None) -> int:
     small models and every core for large ones."""
     if asked is not None:
         return asked
-    return 1 if step_work(cfg, batch) < SERIAL_WORK else cores()
+    return 1 if step_work(cfg, batch) < SERIAL_WORK else most_threads()
 
 
 @contextmanager
