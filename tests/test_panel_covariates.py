@@ -156,8 +156,10 @@ def test_forecasting_without_the_plan_says_what_it_needs(promo_run):
     with pytest.raises(DataError, match=r"future features \['promo'\] for 5 rows of each of "
                                         r"the 12 series from 2021-08-29; pass them with --future"):
         run.forecast(5)
-    with pytest.raises(DataError, match="a stream does not take yet"):
-        run.stream(series="shop00")
+    # a stream of the series asks for the plan with each update (tests/test_stream_covariates)
+    with pytest.raises(DataError, match=r"this run reads the coming values of its future "
+                                        r"features \['promo'\]; pass update\(value, future="):
+        run.stream(series="shop00").update(30.0)
 
 
 # --- calendar ----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -384,6 +385,78 @@ def test_row22_lock_of_a_killed_process_is_taken_over(sine: Path, tmp_path: Path
     assert main(["fit", str(sine), "--out", str(folder), *cli_args(epochs=1)]) == 0
     assert (folder / "model.safetensors").is_file() and not (folder / ".lock").exists()
     assert rnnkit.load(folder).config["train"]["epochs"] == 1
+
+
+FORK_THEN_DIE = """
+import os, signal, sys, time
+from rnnkit.lock import run_lock
+with run_lock(sys.argv[1]):
+    child = os.fork()
+    if child == 0:  # a child of the lock's owner, outliving it (a control, a loader worker)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1), os.dup2(null, 2)  # the test reads the parent's output to its end
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_row22_a_forked_child_does_not_keep_a_dead_owners_lock(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", FORK_THEN_DIE, str(folder)], env=cli_env(),
+                          capture_output=True, text=True, timeout=60, check=False)
+    child = int(proc.stdout.split()[0])
+    try:
+        assert proc.returncode == -9 and (folder / ".lock").exists()
+        os.kill(child, 0)  # still alive, holding a copy of every descriptor it was forked with
+        with run_lock(folder):  # ... but not the lock: its owner is dead, the folder is free
+            assert holder(folder) == os.getpid()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, 9)
+
+
+ORPHAN = """
+import os, signal, sys, time
+from rnnkit.evaluate.findings.beside import die_with_parent
+parent = os.getpid()
+child = os.fork()
+if child == 0:  # what the control trained beside a fit does first
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1), os.dup2(null, 2)
+    die_with_parent(parent)
+    time.sleep(60)
+    os._exit(0)
+time.sleep(0.5)
+print(child, flush=True)
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped in a container counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_row22_the_control_beside_a_fit_dies_with_it(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", ORPHAN], env=cli_env(), capture_output=True,
+                          text=True, timeout=60, check=False)
+    child = int(proc.stdout.split()[0])
+    try:
+        assert proc.returncode == -9
+        for _ in range(100):  # the kernel sends the signal at once; allow a loaded machine
+            if not _running(child):
+                break
+            time.sleep(0.05)
+        assert not _running(child)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, 9)
 
 
 # --- row 23: determinism across fresh processes -------------------------------------------------

@@ -29,7 +29,22 @@ except ImportError:  # Windows: msvcrt's byte-range lock, also dropped when the 
     import msvcrt
 
 LOCK_NAME = ".lock"
-_HELD: set[Path] = set()  # run folders this process holds the lock of
+_HELD: dict[Path, int] = {}  # run folders this process holds the lock of -> the file's fd
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: close its copies of the lock files. An flock stays held while any
+    process has the file open, so a child that kept them (a control trained beside the fit, a
+    data loader's worker) would hold the run folder after its parent died, kill -9 included.
+    The child owns no lock and writes no run folder."""
+    for fd in _HELD.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # runs in the child before any of its Python code
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 
@@ -54,19 +69,24 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         _remove_empty(created)
         raise
-    key = folder.resolve()
-    _HELD.add(key)
+    key, owner = folder.resolve(), os.getpid()
+    _HELD[key] = fd
     try:
         yield path
     finally:
-        _HELD.discard(key)
-        # unlink while still holding the lock, so nobody can lock the old file after us
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
-        # A fit refused for bad input wrote nothing and leaves nothing behind: the folders
-        # made above go again if still empty (rmdir never removes a folder with files in it).
-        _remove_empty(created)
+        if os.getpid() == owner:  # a forked child leaving the block: the lock is not its own
+            _release(key, path, fd, created)
+
+
+def _release(key: Path, path: Path, fd: int, created: list[Path]) -> None:
+    _HELD.pop(key, None)
+    # unlink while still holding the lock, so nobody can lock the old file after us
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    os.close(fd)
+    # A fit refused for bad input wrote nothing and leaves nothing behind: the folders made
+    # above go again if still empty (rmdir never removes a folder with files in it).
+    _remove_empty(created)
 
 
 @contextlib.contextmanager

@@ -12,8 +12,10 @@ child writes nothing; it is stopped when the fit ends, whatever way it ends.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ import torch
 from rnnkit.evaluate.findings.control import ControlTask, run_task
 from rnnkit.train.threads import cores
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WAIT = 600.0  # seconds the fit waits for a child still training once its own training is done
 
 
@@ -35,7 +38,17 @@ def _close_inherited(keep: int) -> None:
                 os.close(fd)
 
 
-def _child(task: ControlTask, conn: Any) -> None:
+def die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this child when the fit's process dies, however it dies
+    (kill -9 included), so that an orphaned control does not train on for nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the fit died before the request took effect
+        os._exit(0)
+
+
+def _child(task: ControlTask, conn: Any, parent: int) -> None:
+    die_with_parent(parent)
     _close_inherited(conn.fileno())
     try:
         conn.send(run_task(task))
@@ -51,7 +64,7 @@ class Beside:
     def __init__(self, task: ControlTask) -> None:
         ctx = multiprocessing.get_context("fork")
         self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(task, send), daemon=True)
+        self._proc = ctx.Process(target=_child, args=(task, send, os.getpid()), daemon=True)
         self._proc.start()
         send.close()
 
