@@ -24,7 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-THREADS = 2
+from rnnkit.train.threads import most_threads
+
+# both sides of every comparison run on these; OMP_NUM_THREADS caps it (the test suite's smoke
+# runs beside another test worker, where a second thread only spin-waits)
+THREADS = min(2, most_threads())
 
 
 def rss_mb() -> float:

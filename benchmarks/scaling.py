@@ -44,8 +44,9 @@ def point(n: int, window: int, hidden: int, batch: int) -> dict:
     from rnnkit.models.network import RecurrentNet
     from rnnkit.train import objectives
     from rnnkit.train.loop import train
+    from rnnkit.train.threads import most_threads
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(min(2, most_threads()))  # OMP_NUM_THREADS=1: the tests' smoke run
     torch.manual_seed(0)
     RecurrentNet(ModelConfig(hidden_size=hidden, window=window))  # warm the allocator
     base = rss_mb()
