@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -42,14 +43,14 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def point(series: int, case: str = "none") -> dict:
+def point(series: int, case: str = "none", threads: int = 2) -> dict:
     import numpy as np
     import pandas as pd
     import torch
 
     import rnnkit
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     n = series * LENGTH
     t = np.tile(np.arange(LENGTH, dtype=np.int64), series)
@@ -147,12 +148,15 @@ def _add_covariates(df: object, rng: object, series: int) -> None:
 CASES = {"none": "none", "static": "2 static", "future": "3 future", "both": "3 future + 2 static"}
 
 
-def _measure(sizes: list[int], case: str) -> list[dict]:
+def _measure(sizes: list[int], case: str, threads: int = 2) -> list[dict]:
     results = []
+    # OMP_NUM_THREADS caps the threads a fit takes (train/threads.py) at the same count
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     for s in sizes:
-        cmd = [sys.executable, __file__, "--point", str(s), "--case", case]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        cmd = [sys.executable, __file__, "--point", str(s), "--case", case,
+               "--threads", str(threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+        results.append({**json.loads(out.stdout.strip().splitlines()[-1]), "threads": threads})
         print(results[-1], flush=True)
     return results
 
@@ -168,20 +172,24 @@ def main() -> None:
     ap.add_argument("--cases", default="none,both", help="with --covariates: which of "
                     f"{', '.join(CASES)} to fit (none comes first: the ratios are to it)")
     ap.add_argument("--case", default="none", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads of each fit (1 on a machine other jobs keep busy: "
+                    "two threads then spin-wait; memory hardly depends on it)")
     args = ap.parse_args()
     if args.point:
-        print(json.dumps(point(args.point, args.case)))
+        print(json.dumps(point(args.point, args.case, args.threads)))
         return
     sizes = [int(x) for x in args.sizes.split(",")]
     if args.covariates:
         cases = ["none", *[c for c in args.cases.split(",") if c != "none"]]
-        runs = [{c: _measure(sizes, c) for c in cases} for _ in range(args.repeat)]
+        runs = [{c: _measure(sizes, c, args.threads) for c in cases} for _ in range(args.repeat)]
         (HERE / "panel_memory_covariates.json").write_text(
             json.dumps([r for one in runs for c in cases for r in one[c]], indent=2) + "\n")
         rows = [[_median([one[c][i] for one in runs]) for c in cases] for i in range(len(sizes))]
-        _covariate_table(rows, args.repeat, args.cases)
+        _covariate_table(rows, f"--repeat {args.repeat} --cases {args.cases} "
+                         f"--threads {args.threads}")
         return
-    results = _measure(sizes, False)
+    results = _measure(sizes, "none", args.threads)
     (HERE / "panel_memory.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# Panel memory", "",
              f"`make bench-panel`: `rnnkit.fit` on synthetic panels of series of length "
@@ -219,18 +227,20 @@ def _median(results: list[dict]) -> dict:
     return out
 
 
-def _covariate_table(rows: list[list[dict]], repeat: int, cases: str) -> None:
-    """The with/without table, written under COVARIATES_HEAD (replacing an earlier one)."""
+def _covariate_table(rows: list[list[dict]], flags: str) -> None:
+    """The with/without table, written under COVARIATES_HEAD (replacing an earlier one);
+    ``flags``: the options it was measured with."""
     lines = [COVARIATES_HEAD, "",
-             f"`python benchmarks/panel_memory.py --covariates --sizes 10000 --repeat {repeat} "
-             f"--cases {cases}`: the panel above "
+             f"`python benchmarks/panel_memory.py --covariates --sizes 10000 {flags}`: the "
+             "panel above "
              f"with three future-known columns ({', '.join(FUTURE)}; `future_features`) and two "
              "static columns (`region`, categorical with 4 values, and `size`, numeric; "
              "`static`), measured the same way, each fit in a fresh process, the one without "
              "covariates in the same session. The table (the columns on every row) is in the "
-             "baseline; what grows is the float32 values (one column per known covariate: "
-             "their leads are built per batch), the buffer (targets only: the known columns are "
-             "scaled per batch) and the statics (one row per series). The `none` row is the "
+             "baseline; what grows is the values (one column per known covariate, float32 or, "
+             "with at most 32,768 distinct values, exact one- or two-byte codes: their leads "
+             "are built per batch), the buffer (targets only: the known columns are scaled per "
+             "batch) and the statics (one row per series). The `none` row is the "
              "first table's panel fitted by today's code: its 10,000-series figure there was "
              "measured before the prediction intervals (calibrated on every validation forecast, "
              "scored on the test forecasts) were added to every fit.", "",

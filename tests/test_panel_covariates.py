@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import rnnkit
+from rnnkit.data import compact as compact_module
+from rnnkit.data.compact import Column, KnownColumns, compact
 from rnnkit.errors import DataError
 
 PROMO_LIFT = 0.3  # a promotion day sells 30% more than the series' level
@@ -285,3 +288,45 @@ def test_a_panel_with_statics_is_refused_by_stateful_export_in_one_line(tmp_path
     run = rnnkit.fit(region_panel(8, 120), static=["region"], window=12, epochs=1, quiet=True)
     with pytest.raises(ConfigError, match=r"static columns \(region\)"):
         export_onnx(run, tmp_path / "p.onnx", stateful=True)  # the forecast form takes them
+
+
+# --- compact storage of the known covariates ---------------------------------------------------
+def test_known_columns_are_stored_in_fewer_bytes_and_decode_to_the_very_same_floats():
+    rng = np.random.default_rng(0)
+    n = 50_000
+    flag = (rng.random(n) < 0.1).astype(np.float32)
+    prices = rng.choice(np.arange(99, 2000, 10) / 100, n).astype(np.float32)  # 191 levels
+    levels = rng.integers(0, 20_000, n).astype(np.float32) / 7  # 20,000 levels
+    zeros = np.array([0.0, -0.0, 1.5] * 10, dtype=np.float32)  # -0.0 is not 0.0 bitwise
+    many = rng.normal(size=n).astype(np.float32)
+    originals = [flag, prices, levels, many]
+    block = KnownColumns.of(np.stack(originals, axis=1))
+    assert [c.data.dtype for c in block.columns] == [np.uint8, np.uint8, np.int16, np.float32]
+    assert [c.data.nbytes for c in block.columns] == [n, n, 2 * n, 4 * n]  # 4 * n each before
+    rows = rng.integers(0, n, (7, 5))
+    assert block.take(rows).tobytes() == np.stack(originals, axis=-1)[rows].tobytes()
+    assert block.take(slice(None)).tobytes() == np.stack(originals, axis=-1).tobytes()
+    assert compact(zeros)[:].tobytes() == zeros.tobytes()
+    starts = [0, 9, 400]  # what a batch of windows reads: (B, K, 6) rows from each start
+    spans = block.tensors(torch.device("cpu")).spans(torch.tensor(starts), 6)
+    want = np.stack([np.stack([c[s : s + 6] for c in originals]) for s in starts])
+    assert spans.numpy().tobytes() == want.tobytes()
+
+
+def test_a_fit_with_coded_known_columns_equals_one_with_them_stored_plainly(monkeypatch):
+    data, plan = promo_panel(series=6, n=120, ahead=8)
+    data["price"] = np.random.default_rng(1).choice([1.49, 1.99, 2.49], len(data))
+    plan["price"] = 1.99
+    opts = dict(future_features=["promo", "price"], calendar="weekday", horizon=2, window=10,
+                epochs=2, quiet=True, seed=0)
+    coded = rnnkit.fit(data, **opts)
+    assert {c.data.dtype for c in coded.data.dataset.known_values.columns} == {np.dtype("uint8")}
+    monkeypatch.setattr(compact_module, "compact",
+                        lambda v: Column(np.ascontiguousarray(v, dtype=np.float32)))
+    plain = rnnkit.fit(data, **opts)
+    assert {c.lookup is None for c in plain.data.dataset.known_values.columns} == {True}
+    for a, b in zip(coded.model.parameters(), plain.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert coded.metrics["model"] == plain.metrics["model"]
+    pd.testing.assert_frame_equal(coded.forecast(8, future=plan), plain.forecast(8, future=plan))
+    pd.testing.assert_frame_equal(coded.predict(), plain.predict())

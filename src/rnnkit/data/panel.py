@@ -132,8 +132,8 @@ class PanelPipeline:
         statics = Statics.fit(panel.static)
         pipe = cls(list(panel.targets), list(panel.features), window, cfg.horizon, diff, period,
                    cfg.scaler, tuple(cfg.split), r2,
-                   np.zeros((len(panel), panel.values.shape[1])),
-                   np.ones((len(panel), panel.values.shape[1])), known=known, statics=statics,
+                   np.zeros((len(panel), panel.width)),
+                   np.ones((len(panel), panel.width)), known=known, statics=statics,
                    static_rows=statics.encode(panel.static, panel.source, panel.ids)
                    if statics else None)
         if len(pipe.segments("train", panel.offsets)) == 0:
@@ -146,7 +146,7 @@ class PanelPipeline:
         train_end, _ = pipe.bounds(panel.lengths)
         o = len(panel.targets)
         for i, (a, n_tr) in enumerate(zip(panel.offsets[:-1], train_end, strict=True)):
-            rows = panel.values[a : a + max(int(n_tr), 2)]
+            rows = panel.rows_of(slice(a, a + max(int(n_tr), 2)))  # known columns too
             if diff:  # working rows of this series only: no copy of the whole buffer
                 rows = differenced(rows, o)
             fitted = Scaler.fit(cfg.scaler, rows)  # the single-series scaler, per series
@@ -180,7 +180,7 @@ class PanelPipeline:
         dev = encoded.buffer.device
         out = PanelJoin(torch.as_tensor(panel.offsets, device=dev), self.window, self.lead)
         if self.known.columns:
-            out.known = torch.from_numpy(panel.values[:, self.base :]).to(dev)  # CPU: a view
+            out.known = panel.known_values.tensors(dev)  # CPU: shared, not copied
             out.shift = torch.from_numpy(self.shift[:, self.base :]).to(dev)
             out.scale = torch.from_numpy(self.scale[:, self.base :]).to(dev)
         if self.statics:

@@ -2,10 +2,11 @@
 format): the calendar of every row, and the coming values of the future-known columns of every
 series, read from a long table aligned by series id and time.
 
-A panel's known block is the last columns of its values: the user's future features (read with
-the features), then the calendar columns computed from each row's time (``attach``). Their
-leads are never stored (``data/panel.py`` builds them per batch), so a known covariate costs
-one float32 column per row however long the horizon.
+A panel's known block is the columns after its values: the user's future features (read with
+the features), then the calendar columns computed from each row's time (``attach``), each kept
+apart from the values in as few bytes as its values allow (``data/compact.py``: a flag is one
+byte per row). Their leads are never stored (``data/panel_join.py`` builds them per batch), so
+a known covariate costs at most one float32 column per row however long the horizon.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data import calendar, covariates
+from rnnkit.data.compact import KnownColumns
 from rnnkit.data.covariates import Known
 from rnnkit.data.dates import parse_dates
 from rnnkit.data.read_panel import Panel
@@ -53,20 +55,26 @@ def roles(features: list[str] | None, opts: dict) -> tuple[list[str], list[str]]
 
 def attach(panel: Panel, known: Known) -> Panel:
     """``panel`` (read with the past and then the future features as its features) with the
-    future features as its known block and the calendar columns of its times after them."""
+    future features and then the calendar columns of its times as its known block, each
+    column stored compactly (``data/compact.py``), and only the targets and past features
+    left in its values."""
     past = [f for f in panel.features if f not in known.future]
     if panel.features != [*past, *known.future]:
         raise ConfigError(f"internal: panel features {panel.features} are not the past "
                           f"{past} then the future {list(known.future)}.")
-    values = panel.values
+    if not known.columns:
+        return replace(panel, features=past, known=known.columns)
+    base = len(panel.targets) + len(past)
+    columns = KnownColumns.of(panel.values[:, base:]).columns
     if known.dated:
         cal = calendar.encode(pd.DatetimeIndex(panel.times), list(known.calendar),
                               known.holidays)  # (rows, calendar columns) float32
-        values = np.empty((len(panel.values), panel.values.shape[1] + cal.shape[1]),
-                          dtype=np.float32)
-        values[:, : panel.values.shape[1]] = panel.values
-        values[:, panel.values.shape[1] :] = cal
-    return replace(panel, values=values, features=past, known=known.columns)
+        columns += KnownColumns.of(cal).columns
+        del cal  # before the values are copied below
+    # the targets and past features alone, so the raw known columns are freed with the read
+    values = np.ascontiguousarray(panel.values[:, :base]) if known.future else panel.values
+    return replace(panel, values=values, features=past, known=known.columns,
+                   known_values=KnownColumns(columns))
 
 
 def future_block(known: Known, future: Any, ids: list[str], times: np.ndarray,

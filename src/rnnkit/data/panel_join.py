@@ -2,8 +2,9 @@
 known ahead, and the static inputs of its series.
 
 Both are joined when a batch is gathered, never stored per window or per row: the known
-covariates stay one raw float32 column each in the panel's values (a view, no copy), scaled
-by the window's series as they are read, and a series' statics are one row of an (S, Z) table.
+covariates stay one raw column each beside the panel's values (``data/compact.py``: float32,
+or exact codes of few distinct values, decoded as they are read), scaled by the window's
+series as they are read, and a series' statics are one row of an (S, Z) table.
 ``PanelJoin`` does it for the training and evaluation windows (torch, per batch) and
 ``numpy_inputs`` for the rolling forecasts (numpy, per round), with the same arithmetic, so a
 forecast from a series' last row equals the prediction at that origin.
@@ -17,18 +18,21 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rnnkit.data.compact import KnownTensors
+
 
 @dataclass
 class PanelJoin:
-    """The joined inputs of windows over a panel buffer: ``known`` (rows, K) raw covariates
-    known ahead (None without), scaled by each series' ``shift``/``scale`` (S, K) float64 and
-    turned into ``lead`` steps of leads; ``statics`` (S, Z) float32 (None without).
+    """The joined inputs of windows over a panel buffer: ``known`` the raw covariates known
+    ahead, K per row (None without), scaled by each series' ``shift``/``scale`` (S, K)
+    float64 and turned into ``lead`` steps of leads; ``statics`` (S, Z) float32 (None
+    without).
     ``offsets`` (S + 1,): the buffer row each series starts at."""
 
     offsets: torch.Tensor
     window: int
     lead: int
-    known: torch.Tensor | None = None
+    known: KnownTensors | None = None
     shift: torch.Tensor | None = None
     scale: torch.Tensor | None = None
     statics: torch.Tensor | None = None
@@ -41,9 +45,9 @@ class PanelJoin:
         parts = [inputs]
         if self.known is not None:
             # row t of a window reads rows t+1 .. t+lead: rows start+1 .. start+W+lead-1
-            span = self.known.unfold(0, self.window + self.lead - 1, 1)  # (rows', K, W+L-1)
-            block = span[starts + 1].double()  # (B, K, W+L-1)
-            block = ((block - self.shift[series, :, None]) / self.scale[series, :, None])
+            block = self.known.spans(starts + 1, self.window + self.lead - 1).double()
+            # in place: the same arithmetic without two more (B, K, W+L-1) float64 temporaries
+            block.sub_(self.shift[series, :, None]).div_(self.scale[series, :, None])
             parts.append(_leads(block.float().transpose(1, 2), self.lead))
         if self.statics is not None:
             parts.append(self.statics[series, None, :].expand(-1, inputs.shape[1], -1))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnkit.data.compact import KnownColumns
 from rnnkit.data.dates import parse_dates
 from rnnkit.data.panel_time import (
     CHUNK,
@@ -45,7 +46,8 @@ class Panel:
     offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
     ids: the series ids (as text), in order of first appearance in the source.
     times: (rows,) datetime64[ns] or int64 time of every row.
-    known: the last columns of ``values``, covariates known ahead (``panel_covariates``).
+    known: the covariates known ahead (``panel_covariates``), the columns after ``values``:
+    their values per row are ``known_values``, each stored compactly (``data/compact.py``).
     static: one value per series of each static column (``data/statics.py``), or None.
     """
 
@@ -61,10 +63,24 @@ class Panel:
     notes: list[str]
     known: list[str] = field(default_factory=list)
     static: StaticColumns | None = None
+    known_values: KnownColumns | None = None
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    @property
+    def width(self) -> int:
+        """Columns of a row: targets, features, then the known covariates."""
+        return self.values.shape[1] + len(self.known)
+
+    def rows_of(self, index: object) -> np.ndarray:
+        """(*rows, width) float32: every column of the rows ``index`` (a slice or an integer
+        array), the known covariates decoded."""
+        base = self.values[index]
+        if self.known_values is None:
+            return base
+        return np.concatenate([base, self.known_values.take(index)], axis=-1)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,7 +96,8 @@ class Panel:
                      [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
                      self.id_name, self.time_name, self.targets, self.features, self.source,
                      list(self.notes), list(self.known),
-                     None if self.static is None else self.static.subset(keep))
+                     None if self.static is None else self.static.subset(keep),
+                     None if self.known_values is None else self.known_values.subset(rows))
 
 
 def columns_of(source: object) -> list[str] | None:
@@ -313,9 +330,11 @@ def _series_codes(ids: pd.Series, id_name: str, src: str, header: int
 
 def _fill_missing(data: Rows, chosen: list[str], fill: str | None, notes: list[str]) -> None:
     """Refuse missing cells, or fill them within their series (``ffill``) or drop their rows."""
-    missing = np.isnan(data.values)
-    if not missing.any():
+    # checked in chunks first: a (rows, columns) mask only when some cell is missing
+    if not any(np.isnan(data.values[a : a + CHUNK]).any()
+               for a in range(0, len(data.values), CHUNK)):
         return
+    missing = np.isnan(data.values)
     bad = np.flatnonzero(missing.any(axis=1))
     if fill is None:
         c = int(np.flatnonzero(missing[bad[0]])[0])

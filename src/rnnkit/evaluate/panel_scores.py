@@ -21,6 +21,10 @@ from rnnkit.models.least_squares import least_squares
 
 AR_WINDOWS = 500_000  # training windows the pooled AR baseline is fitted on, at most
 BATCH = 4096
+# window values per batch of the AR's normal equations: 8,192 windows of up to 32 values (the
+# least-squares default), fewer of wider windows, whose float64 batch temporaries would
+# otherwise grow with the covariates (6 inputs x 24 steps: 9 MB each at 8,192 windows)
+AR_BATCH_VALUES = 1 << 18
 
 
 def _train_rows(pipe: PanelPipeline, panel: Panel) -> list[np.ndarray]:
@@ -55,7 +59,8 @@ def pooled_ar(pipe: PanelPipeline, panel: Panel, train: Pairs, pairs: Pairs, ser
     original units; None without training windows."""
     if len(train) == 0:
         return None
-    coef, intercept = least_squares(train.sample(min(len(train), AR_WINDOWS), seed=0))
+    batch = min(8192, max(1, AR_BATCH_VALUES // (pipe.window * pipe.width)))
+    coef, intercept = least_squares(train.sample(min(len(train), AR_WINDOWS), seed=0), batch)
     out = []
     for s in range(0, len(pairs), BATCH):
         x = pairs.rows(s, s + BATCH).inputs

@@ -73,5 +73,5 @@ def tail_of(pipe: PanelPipeline, panel: Panel) -> dict[str, np.ndarray]:
     need = pipe.window + int(pipe.diff)
     ends = panel.offsets[1:]
     rows = ends[:, None] - need + np.arange(need)[None, :]
-    return {"values": np.ascontiguousarray(panel.values[rows]),
+    return {"values": panel.rows_of(rows),
             "last": panel.times[ends - 1].astype(np.int64)}

@@ -75,10 +75,10 @@ def with_calendar(panel: Panel, known: Known, names: list[str]) -> tuple[Panel, 
     chosen = Known(known.future, tuple(n for n in known.calendar if n in names), None)
     if chosen == known:
         return panel, known
-    base = panel.values.shape[1] - len(known.columns)
-    cols = [*range(base), *(base + known.columns.index(c) for c in chosen.columns)]
-    return replace(panel, values=np.ascontiguousarray(panel.values[:, cols]),
-                   known=chosen.columns), chosen
+    picks = [known.columns.index(c) for c in chosen.columns]
+    block = panel.known_values  # the kept columns are shared, not copied
+    kept = block.select(picks) if block is not None and picks else None
+    return replace(panel, known=chosen.columns, known_values=kept), chosen
 
 
 def _config(opts: dict, known: Known) -> DataConfig:

@@ -132,7 +132,7 @@ def rolled(run: Any, levels: tuple[int, ...], studentise: tuple | None = None
     rows = panel.offsets[series] + local  # buffer row of each origin
     if pipe.covariates:
         span = np.arange(-need + 1, ahead + 1)
-        pred = covariate_rolling(run.model, pipe, panel.values[rows[:, None] + span[None, :]],
+        pred = covariate_rolling(run.model, pipe, panel.rows_of(rows[:, None] + span[None, :]),
                                  steps, series=series)
     else:
         hist = panel.values[rows[:, None] + np.arange(-need + 1, 1)[None, :], :o]
