@@ -8,6 +8,7 @@ differs. Validation losses must agree to a relative 1e-4 at every epoch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -98,12 +99,36 @@ def test_two_nodes_through_torchruns_rendezvous_train_as_one_job(panel, one_proc
            "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
            "--rdzv-id", "rnnkit-test", "-m", "rnnkit", "fit", str(panel), "--out", str(out),
            *OPTIONS]
-    nodes = [subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [n.communicate(timeout=300) for n in nodes]
-    assert [n.returncode for n in nodes] == [0, 0], [r[1][-2000:] for r in results]
-    assert sum(r[0].count("run saved to") for r in results) == 1  # one job, one report
+    logs = [panel.parent / f"node{i}.log" for i in range(2)]
+    with contextlib.ExitStack() as files:
+        nodes = [subprocess.Popen(cmd, env=cli_env(), stdout=files.enter_context(log.open("w")),
+                                  stderr=subprocess.STDOUT, text=True) for log in logs]
+        codes = _wait_all(nodes, 300)
+    said = [log.read_text() for log in logs]
+    # both nodes' logs when one failed or hung: a failed node leaves the other waiting in
+    # torchrun's exit barrier, so the hung one is rarely the one to blame
+    assert codes == [0, 0], [(code, text[-3000:]) for code, text in zip(codes, said, strict=True)]
+    assert sum(text.count("run saved to") for text in said) == 1  # one job, one report
     np.testing.assert_allclose(val_losses(out), val_losses(one_process), rtol=RTOL)
+
+
+def _wait_all(procs: list[subprocess.Popen], seconds: float) -> list[int | str]:
+    """Exit codes of ``procs``; once one fails, or ``seconds`` pass, the rest are killed and
+    reported as "killed"."""
+    deadline = time.monotonic() + seconds
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):
+            break
+        time.sleep(0.1)
+    codes: list[int | str] = []
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            codes.append("killed")
+        else:
+            codes.append(p.returncode)
+    return codes
 
 
 def _workers(out: Path) -> dict[int, int]:
