@@ -14,7 +14,7 @@ import pandas as pd
 
 from rnnkit import plots
 from rnnkit.data.clock import past_times
-from rnnkit.data.covariates import future_rows
+from rnnkit.data.covariates import future_rows, user_columns
 from rnnkit.evaluate import intervals
 
 
@@ -83,9 +83,9 @@ def forecast_plot(run: Any, fc: pd.DataFrame, path: Path, data: Any = None,
              for lv in levels if f"{name}_lo{lv}" in fc}
     known = {}
     if pipe.known.future and future is not None:
-        ahead = future_rows(pipe.known, future, fc.index)
-        at = len(pipe.targets) + len(pipe.features)  # the table's first future feature
-        known = {c: (values[:, at + j], ahead[:, j]) for j, c in enumerate(pipe.known.future)}
+        ahead = future_rows(pipe.known, future, fc.index)  # the future features first
+        past = user_columns(values, len(pipe.targets), pipe.features, pipe.known)
+        known = {c: (past[c], ahead[:, j]) for j, c in enumerate(pipe.known.future)}
     if not isinstance(fc.index, type(index)):  # irregular dates: numbered steps ahead
         index, fc.index = pd.RangeIndex(len(index)), pd.RangeIndex(
             len(index), len(index) + len(fc))
@@ -116,10 +116,8 @@ def _covariate_plot(run: Any, ev: Any, folder: Path) -> list[Path]:
     pipe = run.pipeline
     if not pipe.covariates:
         return []
-    table, o, p = ev.data.dataset, len(pipe.targets), len(pipe.features)
-    # the table holds [targets | past features | future features | calendar] (covariates.attach)
-    columns = {n: table.values[:, o + j] for j, n in enumerate(pipe.features)}
-    columns |= {n: table.values[:, o + p + j] for j, n in enumerate(pipe.known.future)}
+    table = ev.data.dataset
+    columns = user_columns(table.values, len(pipe.targets), pipe.features, pipe.known)
     found = next((f for f in (run.metrics or {}).get("findings") or []
                   if f.get("code") == "covariates"), None)
     rise = None if found is None else {k.removeprefix("rise_"): float(v)

@@ -125,6 +125,14 @@ def attach(table: Table, known: Known) -> Table:
     return replace(table, values=values, features=past, known=known.columns)
 
 
+def user_columns(values: np.ndarray, targets: int, past: list[str],
+                 known: Known) -> dict[str, np.ndarray]:
+    """The columns the user gave, by name, of rows laid out as ``attach`` makes them: the past
+    features after the ``targets``, then the future features (the calendar is not theirs)."""
+    names = [*past, *known.future]
+    return {n: values[:, targets + j] for j, n in enumerate(names)}
+
+
 def without_calendar(table: Table, known: Known) -> Table:
     """``table`` with its calendar columns (the last of its known block) left out."""
     cut = len(known.columns) - len(known.future)
