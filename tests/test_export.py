@@ -255,5 +255,7 @@ def test_a_run_with_calendar_and_future_features_exports_them_as_an_input(
     ref = run.forecast(steps, future=plan)
     np.testing.assert_allclose(got[0][0, :, 0], ref["y"].to_numpy(), rtol=RTOL)
     np.testing.assert_allclose(got[1][0, :, 0], ref["y_lo80"].to_numpy(), rtol=RTOL)
-    with pytest.raises(ConfigError, match="--stateful with covariates known ahead"):
-        export_onnx(run, tmp_path / "s.onnx", stateful=True)
+    # the one-step form takes x's row's known covariates and the horizon's rows after it
+    stateful = session(export_onnx(run, tmp_path / "s.onnx", stateful=True)).get_inputs()
+    assert [(i.name, i.shape[1:]) for i in stateful] == [
+        ("x", [1]), ("known", [horizon + 1, 8]), ("buffer", [need, 9]), ("seen", [])]

@@ -1,12 +1,14 @@
 """ONNX export of runs with covariates (issue 15; rnnkit/export_covariates.py): a panel's known
-covariates and static columns, a per-step series' known covariates in its stateful form, and
-past features up to the horizon become inputs of the graph, and onnxruntime gives what rnnkit
-gives (``Run.forecast``, the model over the run's own working rows) within 1e-5."""
+covariates and static columns, known covariates and past features in the stateful forms
+(window series and panel series, per-step series), and past features up to the horizon become
+inputs of the graph, and onnxruntime gives what rnnkit gives (``Run.forecast``, ``Run.stream``,
+the model over the run's own working rows) within 1e-5."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -233,12 +235,99 @@ def test_the_stateful_forms_that_remain_refused_say_so_in_one_line(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"--stateful for a panel with static columns "
                                           r"\(region\) is not exported") as err:
         export_onnx(statics, tmp_path / "s.onnx", stateful=True)
-    known = rnnkit.fit(data.drop(columns=["region", "size"]), future_features=["promo"],
-                       calendar="none", window=5, epochs=1, quiet=True, seed=0)
-    with pytest.raises(ConfigError, match=r"--stateful with covariates known ahead \(promo\) "
-                                          "is exported for --shape next series runs only"):
-        export_onnx(known, tmp_path / "k.onnx", stateful=True)
     assert "\n" not in str(err.value) and not list(tmp_path.iterdir())
+
+
+def plan_known(plan: pd.DataFrame, sid: str, known: dict) -> np.ndarray:
+    """(rows, K) a series' known covariates at the plan's rows (the rows a stream observes)."""
+    rows = known_rows(plan.assign(y=0.0), plan.iloc[:0], sid, len(plan), 0, known)
+    return rows.astype(np.float64)  # the graph reads float64
+
+
+def step_window_stream(sess: ort.InferenceSession, stream: Any, feed: dict, y: np.ndarray,
+                       known: np.ndarray, lead: int, future: bool) -> list[float]:
+    """Step the stateful graph and ``stream`` through ``y`` side by side, the graph given
+    x's row's known covariates and the ``lead`` rows' after it, the stream the coming values
+    of promo; the relative differences where the stream forecasts (NaN where both do)."""
+    diffs = []
+    for t in range(len(y)):
+        given = {"promo": known[t if t == 0 else t + 1 : t + 1 + lead, 0]} if future else None
+        ref = stream.update(y[t], future=given)
+        out = outputs(sess, {"x": y[None, t, None], "known": known[None, t : t + 1 + lead],
+                             **feed})
+        feed.update(buffer=out["buffer_out"], seen=out["seen_out"])
+        assert np.isnan(ref[0]) == np.isnan(out["y"][0, 0]), t
+        if not np.isnan(ref[0]):
+            diffs.append(abs(out["y"][0, 0] - ref[0]) / abs(ref[0]))
+    return diffs
+
+
+@pytest.mark.parametrize(("transform", "future"), [("none", False), ("diff", False),
+                                                   ("none", True)])
+def test_a_window_series_with_known_covariates_streams_in_its_stateful_form(
+        tmp_path: Path, transform: str, future: bool) -> None:
+    data, plan = shops(series=1, n=120, ahead=40)
+    run = rnnkit.fit(data.drop(columns="unique_id" if future else ["unique_id", "promo"]),
+                     target="y", future_features=["promo"] if future else None,
+                     calendar="weekday", transform=transform, window=5, horizon=2,
+                     hidden_size=8, epochs=2, quiet=True, seed=0, guard=False)
+    path = export_onnx(run, tmp_path / "w.onnx", stateful=True)
+    meta = meta_of(path)
+    k = 8 if future else 7  # promo, then the seven weekday columns
+    assert meta["inputs"] == ["x", "known", "buffer", "seen"]
+    assert meta["known"]["step_rows"] == [0, 1, 2] and len(meta["known"]["columns"]) == k
+    assert meta["buffer_columns"] == ["y", *meta["known"]["columns"]]
+    need = run.pipeline.window + int(run.pipeline.diff)
+    feed = {"buffer": np.zeros((1, need, 1 + k)), "seen": np.zeros(1, np.int64)}
+    known = plan_known(plan if future else plan.drop(columns="promo"), "shop0", meta["known"])
+    y = 100 + 10 * np.sin(np.arange(30))  # the stream's rows: the plan's days
+    diffs = step_window_stream(session(path), run.stream(), feed, y, known, 2, future)
+    assert len(diffs) == 30 - need + 1 and max(diffs) < RTOL
+
+
+def test_a_panel_series_with_a_future_feature_streams_by_its_own_scaling(
+        tmp_path: Path) -> None:
+    data, plan = shops(series=3, n=120, ahead=40)
+    run = rnnkit.fit(data, future_features=["promo"], calendar="weekday", window=5,
+                     horizon=2, hidden_size=8, epochs=2, quiet=True, seed=0, guard=False)
+    path = export_onnx(run, tmp_path / "p.onnx", stateful=True)
+    meta = meta_of(path)
+    assert meta["inputs"] == ["x", "known", "buffer", "seen", "shift", "scale"]
+    need, own = run.pipeline.window, meta["series"]["shop1"]
+    # the stream starts primed on the series' last rows: the graph's buffer holds them too
+    primer = np.column_stack([data.loc[data.unique_id == "shop1", "y"].to_numpy()[-need:],
+                              known_rows(data, plan, "shop1", need, 0, meta["known"])])
+    feed = {"buffer": primer[None], "seen": np.array([need]),
+            "shift": np.array([own["shift"]]), "scale": np.array([own["scale"]])}
+    y = 200 + 20 * np.cos(np.arange(25))
+    diffs = step_window_stream(session(path), run.stream(series="shop1"), feed, y,
+                               plan_known(plan, "shop1", meta["known"]), 2, True)
+    assert len(diffs) == 25 and max(diffs) < RTOL
+
+
+@pytest.mark.parametrize(("shape", "transform"), [("next", "diff"), ("window", "none")])
+def test_past_features_stream_with_each_observation_in_the_stateful_form(
+        tmp_path: Path, shape: str, transform: str) -> None:
+    data, _ = shops(series=1, n=120)
+    df = data.drop(columns=["unique_id", "promo"]).assign(
+        price=2 + np.random.default_rng(3).random(120))
+    run = rnnkit.fit(df, target="y", features=["price"], calendar="none", shape=shape,
+                     cell="gru", transform=transform, window=6,
+                     horizon=1 + (shape == "window"), hidden_size=8, epochs=2, quiet=True,
+                     seed=0, guard=False)
+    path = export_onnx(run, tmp_path / "f.onnx", stateful=True)
+    assert meta_of(path)["columns"] == ["y", "price"]
+    sess, stream, need = session(path), run.stream(), 6 + int(transform == "diff")
+    feed = ({"h": np.zeros((1, 1, 8), np.float32), "last": np.zeros((1, 1))}
+            if shape == "next" else {"buffer": np.zeros((1, need, 2))})
+    feed["seen"] = np.zeros(1, np.int64)
+    rows, diffs = df[["y", "price"]].to_numpy()[-30:], []
+    for row in rows:  # x: the row's target and its feature, as the stream observes them
+        ref, out = stream.update(row), outputs(sess, {"x": row[None], **feed})
+        feed = {n: out[f"{n}_out"] for n in feed}
+        assert np.isnan(ref[0]) == np.isnan(out["y"][0, 0])
+        diffs += [] if np.isnan(ref[0]) else [abs(out["y"][0, 0] - ref[0]) / abs(ref[0])]
+    assert len(diffs) == (29 if shape == "next" else 30 - need + 1) and max(diffs) < RTOL
 
 
 def test_the_cli_exports_a_panel_with_covariates_and_names_its_inputs(tmp_path: Path,

@@ -25,9 +25,14 @@ columns as ``static`` (batch, Z), numbers raw and categories as integer codes. T
 ``Run.stream()`` does for a window model: ``buffer`` (batch, L, targets) the last L
 observations, ``seen`` (batch,) how many arrived; ``y`` (batch, targets) the forecast of the
 next value, NaN until L observations arrived. Start from zeros. A panel's stateful form also
-takes the series' ``shift`` and ``scale``. A per-step run (shape ``next``) carries its hidden
-state instead: ``(x[, known], h[, c][, last], seen) -> (y, h[, c][, last], seen)``
-(``StepGraph``; ``known`` (batch, K) the known covariates of the row ``y`` forecasts).
+takes the series' ``shift`` and ``scale``. A window run with covariates
+(``export_covariates.stateful_form``, as ``KnownStream`` steps it) buffers the raw table rows
+instead, ``buffer`` (batch, L, targets + past features + K), and takes ``x`` (batch, targets +
+past features) and ``known`` (batch, 1 + lead, K), the raw known covariates of x's row and of
+the ``lead`` rows after it. A per-step run (shape ``next``) carries its hidden state instead:
+``(x[, known], h[, c][, last], seen) -> (y, h[, c][, last], seen)`` (``StepGraph``; ``x`` the
+targets and past features, ``known`` (batch, K) the known covariates of the row ``y``
+forecasts). A panel with static columns has no stateful form.
 
 Intervals: the half-widths of a series run are those ``Run.forecast`` uses, with the volatility
 at the end of the run's data (a service that must track a changing volatility refits or uses
@@ -66,22 +71,16 @@ def exportable(run: Any, stateful: bool = False, steps: int = 1) -> None:
         raise ConfigError(f"export: a {run.kind} run cannot be exported; the ONNX forms "
                           "forecast series and panels from their recent history.")
     pipe = run.pipeline
-    features, known = list(pipe.features), pipe.known.columns
-    statics = getattr(pipe, "statics", None)
-    if features and (stateful or steps > pipe.lead):
+    features, statics = list(pipe.features), getattr(pipe, "statics", None)
+    if features and not stateful and steps > pipe.lead:
         raise ConfigError(f"export: the run's features {features} are known only up to the last "
-                          f"row, so its forecast goes at most {pipe.lead} step(s) (its horizon) "
-                          f"and has no stateful form; export the forecast form with --steps "
-                          f"{pipe.lead} or fewer, or fit with --horizon N for N steps.")
+                          f"row, so its forecast goes at most {pipe.lead} step(s) (its horizon); "
+                          f"export the forecast form with --steps {pipe.lead} or fewer, the "
+                          "one-step form with --stateful, or fit with --horizon N for N steps.")
     if stateful and statics:
         raise ConfigError(f"export: --stateful for a panel with static columns "
                           f"({', '.join(statics.names)}) is not exported; export its forecast "
                           "form (without --stateful), or fit without --static.")
-    if stateful and known and pipe.shape != "next":
-        raise ConfigError(f"export: --stateful with covariates known ahead ({', '.join(known)}) "
-                          "is exported for --shape next series runs only (a window's buffer "
-                          "would need every row's leads); export the forecast form, or fit "
-                          "with --shape next.")
 
 
 def half_widths(run: Any, steps: int) -> tuple[np.ndarray | None, list[int]]:
@@ -185,7 +184,10 @@ def _stateful(run: Any) -> tuple:
     state; a panel's series also give their own shift and scale."""
     pipe, o = run.pipeline, len(run.pipeline.targets)
     x, seen = torch.zeros(1, o, dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
+    if pipe.shape == "window" and pipe.covariates:  # a buffer of raw table rows
+        return export_covariates.stateful_form(run)
     if pipe.shape == "next":
+        x = torch.zeros(1, o + len(pipe.features), dtype=torch.float64)  # targets, features
         cfg = run.model.cfg
         carried = [*(["h", "c"] if cfg.cell == "lstm" else ["h"]),
                    *(["last"] if pipe.diff else [])]
@@ -225,7 +227,7 @@ def _with_metadata(data: bytes, run: Any, steps: int, stateful: bool, names: lis
             "diff": json.dumps(bool(run.pipeline.diff)),
             "targets": json.dumps(list(run.pipeline.targets)), "known": "null",
             "config": json.dumps(run.config, default=str),
-            **export_covariates.metadata(run, 1 if stateful else steps)}
+            **export_covariates.metadata(run, 1 if stateful else steps, stateful)}
     if run.kind == "panel":
         found = panel_multipliers(run)
         ids = [str(i) for i in run.config["panel"]["ids"]]

@@ -142,6 +142,83 @@ class CovariatePanelGraph(CovariateForecaster):
         return bad.any(dim=-1)
 
 
+class CovariateSeriesStream(CovariateSeriesGraph):
+    """x[, known], buffer, seen -> y, buffer, seen: a window series run with covariates, one
+    observation at a time, as ``KnownStream`` steps it: ``buffer`` (batch, L, C) the last L
+    rows as the table holds them (targets, past features, known covariates), ``known``
+    (batch, 1 + lead, K) the raw known covariates of x's row and of the ``lead`` rows after
+    it (the leads its forecast reads); y the next value's forecast, NaN until L rows came."""
+
+    def __init__(self, model: nn.Module, pipe: Any) -> None:
+        super().__init__(model, pipe, 1, None)
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple:
+        known, (buffer, seen) = stepped(self.k, rest)
+        base = super().forward
+        return self.buffered(*new_row(x, known), buffer, seen, None, None,
+                             lambda rows: base(*split_rows(rows, x, known))[0])
+
+
+class CovariatePanelStream(CovariatePanelGraph):
+    """x[, known], buffer, seen, shift, scale -> y, buffer, seen: one series of a panel with
+    covariates (no statics), by its own scaling of every column, as
+    ``Run.stream(series=id)`` steps it; the inputs as ``CovariateSeriesStream``'s."""
+
+    def __init__(self, model: nn.Module, pipe: Any) -> None:
+        super().__init__(model, pipe, 1, None)
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple:
+        known, (buffer, seen, shift, scale) = stepped(self.k, rest)
+        sigma = torch.ones_like(shift[:, : self.o])  # no intervals in the one-step form
+        base = super().forward
+
+        def forecast(rows: torch.Tensor) -> torch.Tensor:
+            history, *ahead = split_rows(rows, x, known)
+            return base(history, shift, scale, sigma, *ahead)[0]
+
+        return self.buffered(*new_row(x, known), buffer, seen, None, None, forecast)
+
+
+def stepped(k: int, rest: tuple) -> tuple[torch.Tensor | None, tuple]:
+    """(known or None, the other inputs) of a stream graph's inputs after ``x``."""
+    return (rest[0], rest[1:]) if k else (None, rest)
+
+
+def new_row(x: torch.Tensor, known: torch.Tensor | None) -> tuple[torch.Tensor]:
+    """(the observed row as the table holds it: x, then its own known covariates,)."""
+    return (x if known is None else torch.cat([x, known[:, 0]], dim=-1),)
+
+
+def split_rows(rows: torch.Tensor, x: torch.Tensor, known: torch.Tensor | None) -> tuple:
+    """(history (B, L, O + P)[, known (B, L + lead, K)]) from the buffer's raw rows: the
+    known covariates of the buffer's rows, then those of the ``lead`` rows after it."""
+    width = x.shape[-1]
+    if known is None:
+        return (rows,)
+    return rows[..., :width], torch.cat([rows[..., width:], known[:, 1:]], dim=1)
+
+
+def stateful_form(run: Any) -> tuple:
+    """(module, example inputs, input names, output names, dynamic axes) of the one-step
+    form of a window run with covariates (the per-step form is ``StepGraph``)."""
+    pipe, o = run.pipeline, len(run.pipeline.targets)
+    w, k = o + len(pipe.features), len(pipe.known.columns)
+    x = torch.zeros(1, w, dtype=F64)
+    known = [torch.zeros(1, 1 + int(pipe.lead), k, dtype=F64)] if k else []
+    buffer = torch.zeros(1, pipe.window + int(pipe.diff), w + k, dtype=F64)
+    args = (x, *known, buffer, torch.zeros(1, dtype=torch.int64))
+    names = ["x", *(["known"] if k else []), "buffer", "seen"]
+    if run.kind == "panel":
+        c = pipe.shift.shape[1]
+        graph: nn.Module = CovariatePanelStream(run.model, pipe)
+        args = (*args, torch.zeros(1, c, dtype=F64), torch.ones(1, c, dtype=F64))
+        names += ["shift", "scale"]
+    else:
+        graph = CovariateSeriesStream(run.model, pipe)
+    outs = ["y", "buffer_out", "seen_out"]
+    return graph, args, names, outs, {n: {0: "batch"} for n in (*names, *outs)}
+
+
 def forecast_form(run: Any, steps: int, halves: np.ndarray | None, rows: int, dynamic: dict
                   ) -> tuple:
     """(module, example inputs, input names, dynamic axes: ``dynamic``'s and the covariate
@@ -166,16 +243,26 @@ def forecast_form(run: Any, steps: int, halves: np.ndarray | None, rows: int, dy
     return CovariatePanelGraph(run.model, pipe, steps, halves), args, names, dynamic
 
 
-def metadata(run: Any, steps: int) -> dict[str, str]:
-    """What a deployer needs to build the covariate inputs: the history's columns, the known
-    covariates (columns in order, calendar features, holidays country, rows ahead), the past
-    features (and how far they reach) and the static encoding."""
+def metadata(run: Any, steps: int, stateful: bool = False) -> dict[str, str]:
+    """What a deployer needs to build the covariate inputs: the history's (or x's) columns,
+    the known covariates (columns in order, calendar features, holidays country, rows ahead;
+    for the one-step form ``step_rows``, the rows of ``known`` counted from x's), the past
+    features (and how far they reach), the static encoding and a window stream's
+    ``buffer_columns``."""
     pipe = run.pipeline
     meta = {"columns": json.dumps([*pipe.targets, *pipe.features])}
+    window = getattr(pipe, "shape", "window") == "window"
     if pipe.known.columns:
+        # the one-step forms: a window's known holds x's row and the lead rows after it, a
+        # per-step run's the row after x's (the row y forecasts)
+        step_rows = list(range(1 + int(pipe.lead))) if window else [1]
         meta["known"] = json.dumps({**pipe.known.to_json(), "columns": pipe.known.columns,
                                     "lead": int(pipe.lead),
-                                    "rows_ahead": rows_ahead(steps, pipe.lead)})
+                                    "rows_ahead": rows_ahead(steps, pipe.lead),
+                                    **({"step_rows": step_rows} if stateful else {})})
+    if stateful and window and pipe.covariates:
+        meta["buffer_columns"] = json.dumps([*pipe.targets, *pipe.features,
+                                             *pipe.known.columns])
     if pipe.features:
         meta["features"] = json.dumps({"columns": list(pipe.features),
                                        "max_steps": int(pipe.lead)})

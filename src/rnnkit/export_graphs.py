@@ -55,12 +55,15 @@ class Forecaster(nn.Module):
         return torch.cat(out, dim=1)[:, : self.steps]
 
     def buffered(self, x: torch.Tensor, buffer: torch.Tensor, seen: torch.Tensor,
-                 shift: torch.Tensor, scale: torch.Tensor) -> tuple:
+                 shift: torch.Tensor | None, scale: torch.Tensor | None,
+                 forecast: Any = None) -> tuple:
         """One observation into the buffer of recent values; the next value's forecast, NaN
-        until the buffer is full."""
+        until the buffer is full. ``forecast(buffer)``: the round from the buffer's rows, for
+        a buffer of raw table rows (covariates); by default ``one_round`` on its targets."""
         buffer = torch.cat([buffer[:, 1:], x[:, None, :]], dim=1)
         seen = seen + 1
-        y = self.one_round(buffer, shift, scale)[:, 0]
+        y = (self.one_round(buffer, shift, scale) if forecast is None
+             else forecast(buffer))[:, 0]
         full = (seen >= buffer.shape[1])[:, None]
         return torch.where(full, y, torch.full_like(y, float("nan"))), buffer, seen
 
@@ -125,7 +128,9 @@ class PanelStreamGraph(Forecaster):
 
 class StepGraph(nn.Module):
     """x, h[, c][, last], seen -> y, h[, c][, last], seen: a per-step (``--shape next``)
-    model's hidden state carried between calls, as ``Stream`` does. ``last``, the previous
+    model's hidden state carried between calls, as ``Stream`` does. ``x`` (batch, targets +
+    past features): a per-step row's features are read with its targets, so the model needs
+    no future value of them. ``last``, the previous
     value, only when the run differences: its first value only sets ``last`` (y is NaN, the
     state unchanged), as there is no change to feed yet. A run with covariates known ahead
     also takes ``known`` (batch, K) after ``x``: their raw values at the row ``y`` forecasts
@@ -135,21 +140,22 @@ class StepGraph(nn.Module):
         super().__init__()
         self.model, self.diff = model, bool(pipe.diff)
         self.lstm = model.cfg.cell == "lstm"
-        o = len(pipe.targets)
-        self.register_buffer("shift", torch.tensor(pipe.scaler.shift[:o], dtype=torch.float64))
-        self.register_buffer("scale", torch.tensor(pipe.scaler.scale[:o], dtype=torch.float64))
-        # the scaler's columns after the targets: the known covariates' leads (lead 1)
-        self.known = bool(pipe.known.columns)
-        self.register_buffer("kshift", torch.tensor(pipe.scaler.shift[o:], dtype=torch.float64))
-        self.register_buffer("kscale", torch.tensor(pipe.scaler.scale[o:], dtype=torch.float64))
+        self.o, self.known = len(pipe.targets), bool(pipe.known.columns)
+        # the scaler's columns: targets, past features, the known covariates' leads (lead 1)
+        o, p, sc = self.o, len(pipe.features), pipe.scaler
+        for name, cut in (("", slice(0, o)), ("f", slice(o, o + p)), ("k", slice(o + p, None))):
+            self.register_buffer(f"{name}shift", torch.tensor(sc.shift[cut], dtype=torch.float64))
+            self.register_buffer(f"{name}scale", torch.tensor(sc.scale[cut], dtype=torch.float64))
 
     def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple:
         known, rest = (rest[0], rest[1:]) if self.known else (None, rest)
         k = len(rest) - 1 - int(self.diff)
         state, seen = rest[:k], rest[-1]  # (h,) or (h, c), each (layers, B, units)
         first = (seen == 0)[:, None]  # (B, 1)
-        work = x - torch.where(first, x, rest[k]) if self.diff else x
-        scaled = ((work - self.shift) / self.scale).to(torch.float32)
+        x, feats = x[:, : self.o], x[:, self.o :]  # (B, O) targets, (B, P) past features
+        work = x - torch.where(first, x, rest[k]) if self.diff else x  # only targets differ
+        scaled = torch.cat([((work - self.shift) / self.scale).to(torch.float32),
+                            ((feats - self.fshift) / self.fscale).to(torch.float32)], dim=-1)
         if known is not None:  # read as the pipeline's table rows (float32), scaled in float64
             leads = (known.to(torch.float32).to(torch.float64) - self.kshift) / self.kscale
             scaled = torch.cat([scaled, leads.to(torch.float32)], dim=-1)  # (B, O + K)

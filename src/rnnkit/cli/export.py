@@ -22,9 +22,9 @@ def add_export(sub: Any, command: Any) -> None:
     c.add_argument("--format", default="onnx", help="onnx (the only format)")
     c.add_argument("--steps", type=int, default=12, help="rows the graph forecasts (default 12)")
     c.add_argument("--stateful", action="store_true", help="export one step instead, the "
-                   "streaming form: (x, buffer, seen) -> (y, buffer, seen) for a window run, "
-                   "(x[, known], h[, c][, last], seen) -> (y, h[, c][, last], seen) for "
-                   "--shape next")
+                   "streaming form: (x[, known], buffer, seen) -> (y, buffer, seen) for a "
+                   "window run, (x[, known], h[, c][, last], seen) -> (y, h[, c][, last], "
+                   "seen) for --shape next")
     c.add_argument("--out", required=True, help="the .onnx file to write")
     c.set_defaults(func=cmd_export)
 
