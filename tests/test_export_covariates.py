@@ -228,16 +228,6 @@ def test_past_features_export_up_to_the_horizon(tmp_path: Path, kind: str) -> No
     assert not (tmp_path / "g.onnx").exists()
 
 
-def test_the_stateful_forms_that_remain_refused_say_so_in_one_line(tmp_path: Path) -> None:
-    data, _ = shops(series=3, n=100, region=True)
-    statics = rnnkit.fit(data.drop(columns="promo"), static=["region"], calendar="none",
-                         window=5, epochs=1, quiet=True, seed=0)
-    with pytest.raises(ConfigError, match=r"--stateful for a panel with static columns "
-                                          r"\(region\) is not exported") as err:
-        export_onnx(statics, tmp_path / "s.onnx", stateful=True)
-    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())
-
-
 def plan_known(plan: pd.DataFrame, sid: str, known: dict) -> np.ndarray:
     """(rows, K) a series' known covariates at the plan's rows (the rows a stream observes)."""
     rows = known_rows(plan.assign(y=0.0), plan.iloc[:0], sid, len(plan), 0, known)
@@ -341,3 +331,54 @@ def test_the_cli_exports_a_panel_with_covariates_and_names_its_inputs(tmp_path: 
     assert "inputs: history, shift, scale, sigma, known, static" in out, out
     assert [i.name for i in session(tmp_path / "p.onnx").get_inputs()] == [
         "history", "shift", "scale", "sigma", "known", "static"]
+
+
+def primed_feed(meta: dict, data: pd.DataFrame, plan: pd.DataFrame, ids: list[str],
+                need: int) -> dict[str, np.ndarray]:
+    """The stateful inputs of the series ``ids`` as their streams start: each buffer primed
+    on the series' last ``need`` rows (raw, with their known covariates), its scaling and
+    its ``static`` row from the ``series`` metadata."""
+    per, buffers = meta["series"], []
+    for sid in ids:
+        rows = [data.loc[data.unique_id == sid, "y"].to_numpy()[-need:]]
+        if "known" in meta["inputs"]:
+            rows.append(known_rows(data, plan, sid, need, 0, meta["known"]))
+        buffers.append(np.column_stack(rows))
+    return {"buffer": np.stack(buffers), "seen": np.full(len(ids), need),
+            **{k: np.array([per[s][k] for s in ids]) for k in ("shift", "scale", "static")}}
+
+
+@pytest.mark.parametrize(("transform", "future"), [("diff", False), ("none", True)])
+def test_panel_series_with_statics_stream_in_one_batch_in_the_stateful_form(
+        tmp_path: Path, transform: str, future: bool) -> None:
+    data, plan = shops(series=3, n=100, ahead=40, region=True)
+    run = rnnkit.fit(data if future else data.drop(columns="promo"), static=["region", "size"],
+                     future_features=["promo"] if future else None, calendar="none",
+                     transform=transform, window=5, horizon=2, hidden_size=8, epochs=2,
+                     quiet=True, seed=0, guard=False)
+    path = export_onnx(run, tmp_path / "s.onnx", stateful=True)
+    meta = meta_of(path)
+    assert meta["inputs"] == ["x", *(["known"] if future else []), "buffer", "seen", "shift",
+                              "scale", "static"]
+    assert meta["static"]["columns"] == ["size", "region"]
+    ids, need = ["shop2", "shop0"], run.pipeline.window + int(run.pipeline.diff)
+    feed = primed_feed(meta, data, plan, ids, need)
+    known = np.stack([plan_known(plan, s, meta["known"]) for s in ids]) if future else None
+    streams = [run.stream(series=s) for s in ids]
+    y = 150 + 15 * np.sin(np.arange(25))[:, None] * np.array([1.0, 2.0])  # (rows, series)
+    sess, diffs = session(path), []
+    for t in range(len(y)):  # both series side by side in one batch
+        given = [{"promo": known[b, t if t == 0 else t + 1 : t + 3, 0]} if future else None
+                 for b in range(2)]
+        ref = [s.update(y[t, b], future=given[b])[0] for b, s in enumerate(streams)]
+        step = {"x": y[t, :, None], **feed,
+                **({"known": known[:, t : t + 3]} if future else {})}
+        out = outputs(sess, step)
+        feed.update(buffer=out["buffer_out"], seen=out["seen_out"])
+        diffs += list(np.abs(out["y"][:, 0] - ref) / np.abs(ref))
+    assert len(diffs) == 50 and max(diffs) < RTOL, max(diffs)
+    # a graph cannot refuse: a code outside the table forecasts NaN for that row only
+    step["static"] = feed["static"].copy()
+    step["static"][0, 1] = len(meta["static"]["categories"][0])
+    bad = outputs(sess, step)
+    assert np.isnan(bad["y"][0]).all() and bad["y"][1] == pytest.approx(out["y"][1])

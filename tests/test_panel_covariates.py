@@ -281,13 +281,27 @@ def test_learned_intervals_come_from_sample_paths_through_the_covariates():
     assert (fc["y_lo95"] < fc["y_lo80"]).all() and (fc["y_hi80"] < fc["y_hi95"]).all()
 
 
-def test_a_panel_with_statics_is_refused_by_stateful_export_in_one_line(tmp_path):
-    from rnnkit.errors import ConfigError
+def test_a_panel_with_only_a_categorical_static_exports_its_stateful_step(tmp_path):
+    import json
+
+    import onnx
+    import onnxruntime as ort
+
     from rnnkit.export import export_onnx
 
-    run = rnnkit.fit(region_panel(8, 120), static=["region"], window=12, epochs=1, quiet=True)
-    with pytest.raises(ConfigError, match=r"static columns \(region\)"):
-        export_onnx(run, tmp_path / "p.onnx", stateful=True)  # the forecast form takes them
+    df = region_panel(8, 120)
+    run = rnnkit.fit(df, static=["region"], calendar="none", window=12, epochs=1, quiet=True,
+                     seed=0)
+    path = export_onnx(run, tmp_path / "p.onnx", stateful=True)  # was refused before
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    own, need = json.loads(meta["series"])["s01"], run.pipeline.window + int(run.pipeline.diff)
+    feed = {"x": np.array([[50.0]]), "seen": np.array([need]),
+            "buffer": df.loc[df.unique_id == "s01", "y"].to_numpy()[None, -need:, None],
+            **{k: np.array([own[k]]) for k in ("shift", "scale", "static")}}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert json.loads(meta["inputs"])[-1] == "static" and own["static"] == [1.0]  # south
+    y = sess.run(["y"], feed)[0][0]
+    np.testing.assert_allclose(y, run.stream(series="s01").update(50.0), rtol=1e-5)
 
 
 # --- compact storage of the known covariates ---------------------------------------------------

@@ -29,10 +29,11 @@ takes the series' ``shift`` and ``scale``. A window run with covariates
 (``export_covariates.stateful_form``, as ``KnownStream`` steps it) buffers the raw table rows
 instead, ``buffer`` (batch, L, targets + past features + K), and takes ``x`` (batch, targets +
 past features) and ``known`` (batch, 1 + lead, K), the raw known covariates of x's row and of
-the ``lead`` rows after it. A per-step run (shape ``next``) carries its hidden state instead:
+the ``lead`` rows after it; a panel with static columns also takes ``static`` (batch, Z) last,
+as its forecast form does. A per-step run (shape ``next``) carries its hidden state instead:
 ``(x[, known], h[, c][, last], seen) -> (y, h[, c][, last], seen)`` (``StepGraph``; ``x`` the
 targets and past features, ``known`` (batch, K) the known covariates of the row ``y``
-forecasts). A panel with static columns has no stateful form.
+forecasts).
 
 Intervals: the half-widths of a series run are those ``Run.forecast`` uses, with the volatility
 at the end of the run's data (a service that must track a changing volatility refits or uses
@@ -71,16 +72,12 @@ def exportable(run: Any, stateful: bool = False, steps: int = 1) -> None:
         raise ConfigError(f"export: a {run.kind} run cannot be exported; the ONNX forms "
                           "forecast series and panels from their recent history.")
     pipe = run.pipeline
-    features, statics = list(pipe.features), getattr(pipe, "statics", None)
+    features = list(pipe.features)
     if features and not stateful and steps > pipe.lead:
         raise ConfigError(f"export: the run's features {features} are known only up to the last "
                           f"row, so its forecast goes at most {pipe.lead} step(s) (its horizon); "
                           f"export the forecast form with --steps {pipe.lead} or fewer, the "
                           "one-step form with --stateful, or fit with --horizon N for N steps.")
-    if stateful and statics:
-        raise ConfigError(f"export: --stateful for a panel with static columns "
-                          f"({', '.join(statics.names)}) is not exported; export its forecast "
-                          "form (without --stateful), or fit without --static.")
 
 
 def half_widths(run: Any, steps: int) -> tuple[np.ndarray | None, list[int]]:
@@ -181,7 +178,7 @@ def _graph(run: Any, steps: int, stateful: bool) -> tuple:
 
 def _stateful(run: Any) -> tuple:
     """The one-step form: a window model's buffer of recent values, a per-step model's hidden
-    state; a panel's series also give their own shift and scale."""
+    state; a panel's series also give their own shift and scale (and static values)."""
     pipe, o = run.pipeline, len(run.pipeline.targets)
     x, seen = torch.zeros(1, o, dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
     if pipe.shape == "window" and pipe.covariates:  # a buffer of raw table rows

@@ -160,21 +160,24 @@ class CovariateSeriesStream(CovariateSeriesGraph):
 
 
 class CovariatePanelStream(CovariatePanelGraph):
-    """x[, known], buffer, seen, shift, scale -> y, buffer, seen: one series of a panel with
-    covariates (no statics), by its own scaling of every column, as
-    ``Run.stream(series=id)`` steps it; the inputs as ``CovariateSeriesStream``'s."""
+    """x[, known], buffer, seen, shift, scale[, static] -> y, buffer, seen: one series of a
+    panel with covariates (past features, known covariates, statics), by its own scaling of
+    every column and its own static values, as ``Run.stream(series=id)`` steps it; the inputs
+    as ``CovariateSeriesStream``'s, ``static`` as the forecast form's (an unknown category
+    code gives NaN for its row)."""
 
     def __init__(self, model: nn.Module, pipe: Any) -> None:
         super().__init__(model, pipe, 1, None)
 
     def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> tuple:
-        known, (buffer, seen, shift, scale) = stepped(self.k, rest)
+        known, (buffer, seen, shift, scale, *static) = stepped(self.k, rest)
         sigma = torch.ones_like(shift[:, : self.o])  # no intervals in the one-step form
         base = super().forward
 
         def forecast(rows: torch.Tensor) -> torch.Tensor:
+            # the forecast form's inputs: its join, encoding and NaN for unknown codes
             history, *ahead = split_rows(rows, x, known)
-            return base(history, shift, scale, sigma, *ahead)[0]
+            return base(history, shift, scale, sigma, *ahead, *static)[0]
 
         return self.buffered(*new_row(x, known), buffer, seen, None, None, forecast)
 
@@ -209,10 +212,11 @@ def stateful_form(run: Any) -> tuple:
     args = (x, *known, buffer, torch.zeros(1, dtype=torch.int64))
     names = ["x", *(["known"] if k else []), "buffer", "seen"]
     if run.kind == "panel":
-        c = pipe.shift.shape[1]
+        c, z = pipe.shift.shape[1], pipe.statics.width
         graph: nn.Module = CovariatePanelStream(run.model, pipe)
-        args = (*args, torch.zeros(1, c, dtype=F64), torch.ones(1, c, dtype=F64))
-        names += ["shift", "scale"]
+        args = (*args, torch.zeros(1, c, dtype=F64), torch.ones(1, c, dtype=F64),
+                *([torch.zeros(1, z, dtype=F64)] if z else []))
+        names += ["shift", "scale", *(["static"] if z else [])]
     else:
         graph = CovariateSeriesStream(run.model, pipe)
     outs = ["y", "buffer_out", "seen_out"]

@@ -24,7 +24,7 @@ def add_export(sub: Any, command: Any) -> None:
     c.add_argument("--stateful", action="store_true", help="export one step instead, the "
                    "streaming form: (x[, known], buffer, seen) -> (y, buffer, seen) for a "
                    "window run, (x[, known], h[, c][, last], seen) -> (y, h[, c][, last], "
-                   "seen) for --shape next")
+                   "seen) for --shape next; a panel's also takes shift, scale[, static]")
     c.add_argument("--out", required=True, help="the .onnx file to write")
     c.set_defaults(func=cmd_export)
 
