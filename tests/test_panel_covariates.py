@@ -344,3 +344,64 @@ def test_a_fit_with_coded_known_columns_equals_one_with_them_stored_plainly(monk
     assert coded.metrics["model"] == plain.metrics["model"]
     pd.testing.assert_frame_equal(coded.forecast(8, future=plan), plain.forecast(8, future=plan))
     pd.testing.assert_frame_equal(coded.predict(), plain.predict())
+
+
+def _awkward_panel() -> pd.DataFrame:
+    """Three series of daily rows in shuffled order, a repeated date with other known values,
+    a gap of two days, and a known price level (9.5) that only a row with a missing target has."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    df = pd.DataFrame({"unique_id": np.repeat(["a", "b", "c"], 30), "ds": np.tile(days, 3),
+                       "y": rng.normal(10, 1, 90), "past": rng.normal(size=90),
+                       "promo": rng.integers(0, 2, 90).astype(float),
+                       "price": rng.choice([1.49, 1.99, -0.0, 0.0], 90),
+                       "level": rng.normal(size=90)})
+    df.loc[5, ["y", "price"]] = [np.nan, 9.5]
+    df = df.drop(index=[40, 41])  # a gap in series b
+    repeat = df.iloc[[70]].assign(promo=1 - df.promo.iloc[70], price=2.49, y=0.0)
+    return pd.concat([df, repeat]).sample(frac=1, random_state=0).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("fill", ["ffill", "drop"])
+@pytest.mark.parametrize("duplicates", ["first", "last", "mean"])
+@pytest.mark.parametrize("missing_known", [False, True])
+def test_known_columns_coded_as_read_equal_coding_them_after_the_row_rules(
+        fill, duplicates, missing_known):
+    from rnnkit.data.read_panel import read_panel
+
+    df = _awkward_panel()
+    if missing_known:
+        df.loc[7, "level"] = np.nan  # a known cell the fill rules must see
+    known = ["promo", "price", "level"]
+    got = read_panel(df, features=["past"], fill=fill, duplicates=duplicates, known=known)
+    whole = read_panel(df, features=["past", *known], fill=fill, duplicates=duplicates)
+    want = KnownColumns.of(whole.values[:, 2:])
+    assert got.values.tobytes() == np.ascontiguousarray(whole.values[:, :2]).tobytes()
+    assert (got.features, got.known, got.notes) == (["past"], known, whole.notes)
+    assert got.times.tobytes() == whole.times.tobytes() and got.ids == whole.ids
+    for a, b in zip(got.known_values.columns, want.columns, strict=True):
+        assert a.data.dtype == b.data.dtype and a.data.tobytes() == b.data.tobytes()
+        assert (a.lookup is None) == (b.lookup is None)
+        assert a.lookup is None or a.lookup.tobytes() == b.lookup.tobytes()
+
+
+@pytest.mark.parametrize(("column", "cell", "message"), [
+    ("promo", "yes", r"<DataFrame>: column 'promo' row \d+ has 'yes', which is not a number"),
+    ("price", np.inf, r"<DataFrame>: column 'price' row \d+ is inf; infinity cannot"),
+    ("level", np.nan, r"<DataFrame>: column 'level' has 1 missing value\(s\) \(row \d+\)"),
+])
+def test_a_bad_known_cell_is_the_same_one_line_error_as_before(column, cell, message):
+    from rnnkit.data.read_panel import read_panel
+
+    # without its dates (no gap or repeat to report first) and with every target
+    df = _awkward_panel().drop(columns="ds").astype({column: object, "past": object})
+    df["y"] = df["y"].fillna(0.0)
+    df.loc[df.index[-1], column] = cell
+    df.loc[df.index[-2], "past"] = "?"  # read first: its error comes first, as it did
+    with pytest.raises(DataError, match="column 'past'"):
+        read_panel(df, features=["past"], known=["promo", "price", "level"])
+    df.loc[df.index[-2], "past"] = 0.0
+    for features, known in ((["past", "promo", "price", "level"], None),
+                            (["past"], ["promo", "price", "level"])):
+        with pytest.raises(DataError, match=message):
+            read_panel(df, features=features, known=known)

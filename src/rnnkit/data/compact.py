@@ -85,6 +85,13 @@ class KnownColumns:
     def subset(self, rows: np.ndarray) -> KnownColumns:
         return KnownColumns(tuple(c.subset(rows) for c in self.columns))
 
+    def recoded(self, rows: np.ndarray) -> KnownColumns:
+        """The rows ``rows`` (row numbers: some left out, repeated or reordered), each column
+        coded anew from its values there, one at a time: the very columns that coding those
+        rows' values gives (a value no longer present leaves the lookup, a code type may
+        narrow)."""
+        return KnownColumns(tuple(compact(c[rows]) for c in self.columns))
+
     def select(self, picks: list[int]) -> KnownColumns:
         """Only the columns ``picks``, in that order (shared, not copied)."""
         return KnownColumns(tuple(self.columns[j] for j in picks))

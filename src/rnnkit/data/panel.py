@@ -26,8 +26,8 @@ from rnnkit.data.choices import default_window, differenced, wants_diff
 from rnnkit.data.covariates import Known
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel_join import PanelJoin, numpy_inputs
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.pipeline import Encoded, check_split
-from rnnkit.data.read_panel import Panel
 from rnnkit.data.scale import Scaler
 from rnnkit.data.series import (
     known_of,

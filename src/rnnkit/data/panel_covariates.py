@@ -22,7 +22,7 @@ from rnnkit.data import calendar, covariates
 from rnnkit.data.compact import KnownColumns
 from rnnkit.data.covariates import Known
 from rnnkit.data.dates import parse_dates
-from rnnkit.data.read_panel import Panel
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.sources import Raw, load
 from rnnkit.data.timeline import when
 from rnnkit.data.validate import show
@@ -54,27 +54,21 @@ def roles(features: list[str] | None, opts: dict) -> tuple[list[str], list[str]]
 
 
 def attach(panel: Panel, known: Known) -> Panel:
-    """``panel`` (read with the past and then the future features as its features) with the
-    future features and then the calendar columns of its times as its known block, each
-    column stored compactly (``data/compact.py``), and only the targets and past features
-    left in its values."""
-    past = [f for f in panel.features if f not in known.future]
-    if panel.features != [*past, *known.future]:
-        raise ConfigError(f"internal: panel features {panel.features} are not the past "
-                          f"{past} then the future {list(known.future)}.")
+    """``panel`` (read with the past features as its features and the future features as its
+    known columns, ``read_panel(..., known=...)``, coded as they were read) with the calendar
+    columns of its times after them, each column stored compactly (``data/compact.py``)."""
+    if panel.known != list(known.future) or set(panel.features) & set(known.future):
+        raise ConfigError(f"internal: panel features {panel.features} and known columns "
+                          f"{panel.known} are not the past features and then the future "
+                          f"{list(known.future)}.")
     if not known.columns:
-        return replace(panel, features=past, known=known.columns)
-    base = len(panel.targets) + len(past)
-    columns = KnownColumns.of(panel.values[:, base:]).columns
+        return replace(panel, known=known.columns)
+    columns = () if panel.known_values is None else panel.known_values.columns
     if known.dated:
         cal = calendar.encode(pd.DatetimeIndex(panel.times), list(known.calendar),
                               known.holidays)  # (rows, calendar columns) float32
         columns += KnownColumns.of(cal).columns
-        del cal  # before the values are copied below
-    # the targets and past features alone, so the raw known columns are freed with the read
-    values = np.ascontiguousarray(panel.values[:, :base]) if known.future else panel.values
-    return replace(panel, values=values, features=past, known=known.columns,
-                   known_values=KnownColumns(columns))
+    return replace(panel, known=known.columns, known_values=KnownColumns(columns))
 
 
 def future_block(known: Known, future: Any, ids: list[str], times: np.ndarray,

@@ -12,14 +12,15 @@ from __future__ import annotations
 import csv
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rnnkit.data.compact import KnownColumns
+from rnnkit.data.compact import Column, KnownColumns
 from rnnkit.data.dates import parse_dates
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.panel_time import (
     CHUNK,
     PANEL_FILLS,
@@ -36,68 +37,6 @@ from rnnkit.errors import DataError, did_you_mean
 
 ID, TIME, TARGET = "unique_id", "ds", "y"
 SNIFF_LINES = 100  # lines the delimiter is guessed from
-
-
-@dataclass
-class Panel:
-    """Validated series of a long table in one buffer.
-
-    values: (rows, targets + features) float32, finite; series after series, time ascending.
-    offsets: (S + 1,) int64; series ``i`` is rows ``offsets[i]:offsets[i + 1]``.
-    ids: the series ids (as text), in order of first appearance in the source.
-    times: (rows,) datetime64[ns] or int64 time of every row.
-    known: the covariates known ahead (``panel_covariates``), the columns after ``values``:
-    their values per row are ``known_values``, each stored compactly (``data/compact.py``).
-    static: one value per series of each static column (``data/statics.py``), or None.
-    """
-
-    values: np.ndarray
-    offsets: np.ndarray
-    ids: list[str]
-    times: np.ndarray
-    id_name: str
-    time_name: str | None
-    targets: list[str]
-    features: list[str]
-    source: str
-    notes: list[str]
-    known: list[str] = field(default_factory=list)
-    static: StaticColumns | None = None
-    known_values: KnownColumns | None = None
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    @property
-    def width(self) -> int:
-        """Columns of a row: targets, features, then the known covariates."""
-        return self.values.shape[1] + len(self.known)
-
-    def rows_of(self, index: object) -> np.ndarray:
-        """(*rows, width) float32: every column of the rows ``index`` (a slice or an integer
-        array), the known covariates decoded."""
-        base = self.values[index]
-        if self.known_values is None:
-            return base
-        return np.concatenate([base, self.known_values.take(index)], axis=-1)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def subset(self, keep: np.ndarray) -> Panel:
-        """The series where ``keep`` (S,) is True, in one new buffer."""
-        if keep.all():
-            return self
-        rows = np.repeat(keep, self.lengths)
-        lengths = self.lengths[keep]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return Panel(np.ascontiguousarray(self.values[rows]), offsets,
-                     [i for i, k in zip(self.ids, keep, strict=True) if k], self.times[rows],
-                     self.id_name, self.time_name, self.targets, self.features, self.source,
-                     list(self.notes), list(self.known),
-                     None if self.static is None else self.static.subset(keep),
-                     None if self.known_values is None else self.known_values.subset(rows))
 
 
 def columns_of(source: object) -> list[str] | None:
@@ -233,7 +172,8 @@ def _times(frame: pd.DataFrame, name: str, source: str, header: int) -> np.ndarr
 def read_panel(source: object, id_column: str | None = None, time: str | None = None,
                target: str | Sequence[str] | None = None,
                features: str | Sequence[str] | None = None, fill: str | None = None,
-               duplicates: str | None = None, static: Sequence[str] | None = None) -> Panel:
+               duplicates: str | None = None, static: Sequence[str] | None = None,
+               known: Sequence[str] | None = None) -> Panel:
     """Read a long table: ``id_column`` names the series, ``time`` orders rows within each.
 
     Defaults: ``unique_id``, ``ds`` (when present; else rows keep their order within each
@@ -243,13 +183,16 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
     ``duplicates`` is ``first``, ``last`` or ``mean``, and periods missing from the panel's
     frequency are missing values (``ffill`` inserts and carries over them; ``drop`` leaves them
     out). ``static``: columns with one value per series (``data/statics.py``), read once per
-    series.
+    series. ``known``: the columns known ahead (after the features), each stored compactly
+    (``data/compact.py``) as the panel's ``known_values``, not in its ``values``.
     """
     frame, src, header = _frame(source)
     if len(frame) == 0:
         raise DataError(f"{src}: 0 data rows; expected one row per series and time.")
+    feats = [features] if isinstance(features, str) else list(features or [])
+    later = [str(c) for c in known or ()]
     id_name, time_name, chosen, n_targets = _columns(frame, src, id_column, time, target,
-                                                     features)
+                                                     [*feats, *later])
     codes, uniques = _series_codes(frame[id_name], id_name, src, header)
     statics = None
     if static:
@@ -260,17 +203,75 @@ def read_panel(source: object, id_column: str | None = None, time: str | None = 
         statics = read_statics(frame, names, codes, len(uniques), (src, header), uniques)
     times = (_times(frame, time_name, src, header) if time_name
              else np.arange(len(frame), dtype=np.int64))
-    values = np.empty((len(frame), len(chosen)), dtype=np.float32)
-    for j, c in enumerate(chosen):
-        values[:, j] = _finite32(_numbers(frame, c, src, header), c, src, header)
+    n_values = len(chosen) - len(later)
+    values, coded = _read_values(frame, chosen, n_values, (src, header), duplicates)
     data = Rows(values, codes, times, Identity(), uniques, src, header)
+    del values, frame  # only ``data`` holds the rows from here (a CSV's frame is freed)
     notes: list[str] = []
     in_order(data, notes)
     one_row_per_time(data, duplicates, notes)
     if time_name:
         on_frequency(data, fill, notes)
     _fill_missing(data, chosen, fill, notes)
-    return _assemble(data, id_name, time_name, chosen, n_targets, notes, statics)
+    if coded is not None and not isinstance(data.rows, Identity):
+        coded = coded.recoded(data.rows)  # the source rows kept, sorted, inserted
+    panel = _assemble(data, id_name, time_name, chosen[:n_values], n_targets, notes, statics)
+    return _split_known(panel, later, coded)
+
+
+def _read_values(frame: pd.DataFrame, chosen: list[str], n_values: int,
+                 at: tuple[str, int], duplicates: str | None
+                 ) -> tuple[np.ndarray, KnownColumns | None]:
+    """``(values, coded)``: the targets and features as one (rows, n_values) float32 block
+    and the known columns after them each coded as it is read, one column at a time; so a
+    panel's known columns are never all held as float32 together. When a known column has a
+    missing value, or ``duplicates`` merges rows into new values (``last`` takes a later row's
+    values, ``mean`` averages), the missing-value and duplicate rules must see those columns
+    too: then ``values`` holds every column and ``coded`` is None."""
+    values = _block(frame, chosen[:n_values], at)
+    if n_values == len(chosen):
+        return values, None
+    coded = (None if duplicates in ("last", "mean") else
+             _coded(frame, chosen[n_values:], *at))
+    if coded is None:
+        values = np.concatenate([values, _block(frame, chosen[n_values:], at)], axis=1)
+    return values, coded
+
+
+def _block(frame: pd.DataFrame, names: list[str], at: tuple[str, int]) -> np.ndarray:
+    """(rows, len(names)) float32: the columns ``names``, each checked in turn."""
+    values = np.empty((len(frame), len(names)), dtype=np.float32)
+    for j, c in enumerate(names):
+        values[:, j] = _finite32(_numbers(frame, c, *at), c, *at)
+    return values
+
+
+def _coded(frame: pd.DataFrame, names: list[str], src: str, header: int
+           ) -> KnownColumns | None:
+    """The columns ``names`` checked and coded one by one; None at the first with a missing
+    value (the caller reads them with the values). A bad cell raises the reader's error, after
+    the targets' and features' (checked first, as they are read first)."""
+    columns: tuple[Column, ...] = ()
+    for c in names:
+        col = _finite32(_numbers(frame, c, src, header), c, src, header)
+        col = col.astype(np.float32)  # the float32 a (rows, columns) block would hold
+        if any(np.isnan(col[a : a + CHUNK]).any() for a in range(0, len(col), CHUNK)):
+            return None
+        # a (rows, 1) view, coded in place; the raw column is freed with the next one read
+        columns += KnownColumns.of(col[:, None]).columns
+    return KnownColumns(columns)
+
+
+def _split_known(panel: Panel, later: list[str], coded: KnownColumns | None) -> Panel:
+    """``panel`` with the known columns ``later`` as its ``known_values``: ``coded`` when they
+    were coded as read, else the last columns of its values, split off and coded now."""
+    if not later:
+        return panel
+    if coded is None:
+        base = panel.values.shape[1] - len(later)
+        coded = KnownColumns.of(panel.values[:, base:])
+        panel = replace(panel, values=np.ascontiguousarray(panel.values[:, :base]))
+    return replace(panel, known=list(later), known_values=coded)
 
 
 def _static_name(frame: pd.DataFrame, name: str, src: str, roles: dict) -> str:

@@ -14,7 +14,7 @@ import torch
 
 from rnnkit.data.pairs import Pairs
 from rnnkit.data.panel import PanelPipeline
-from rnnkit.data.read_panel import Panel
+from rnnkit.data.panel_table import Panel
 from rnnkit.evaluate import scoring
 from rnnkit.evaluate.metrics import mase_scale
 from rnnkit.models.least_squares import least_squares

@@ -21,8 +21,8 @@ from torch import nn
 from rnnkit.data.clock import time_info
 from rnnkit.data.covariates import Known
 from rnnkit.data.panel import PanelPipeline
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.pipeline import Encoded, output_columns, output_values
-from rnnkit.data.read_panel import Panel
 from rnnkit.data.statics import Statics, embedding_size
 from rnnkit.errors import CheckpointError, DataError, did_you_mean
 from rnnkit.evaluate import adaptive, intervals, learned, panel_scores

@@ -10,8 +10,9 @@ import numpy as np
 
 from rnnkit.data import covariates, panel_covariates
 from rnnkit.data.panel import PanelPipeline
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.pipeline import Encoded
-from rnnkit.data.read_panel import Panel, columns_of, read_panel
+from rnnkit.data.read_panel import columns_of, read_panel
 from rnnkit.errors import DataError
 from rnnkit.kinds.panel_fit import checked_calendar
 
@@ -21,8 +22,8 @@ def read(data: Any, target: Any, features: list[str] | None, time: str | None,
     """(panel with its covariates, what the data config learns from it, the source record)."""
     past, future = panel_covariates.roles(features, opts)
     static = [str(c) for c in opts.get("static") or ()]
-    panel = read_panel(data, opts.get("id"), time, target, [*past, *future] or None,
-                       opts.get("fill"), opts.get("duplicates"), static or None)
+    panel = read_panel(data, opts.get("id"), time, target, past or None, opts.get("fill"),
+                       opts.get("duplicates"), static or None, future)
     known = covariates.resolve(opts, panel_covariates.time_index(panel))
     panel, known = checked_calendar(panel_covariates.attach(panel, known), known, opts)
     learned = {"id": panel.id_name, "target": panel.targets, "features": panel.features,
@@ -47,10 +48,9 @@ def attach(run: Any, data: Any) -> tuple[Encoded, PanelPipeline]:
     p = run.config["panel"]
     names = columns_of(data)
     static = [c for c in pipe.statics.names if names is None or c in names]
-    panel = read_panel(data, p["id"], p["time"], pipe.targets,
-                       [*pipe.features, *pipe.known.future] or None,
+    panel = read_panel(data, p["id"], p["time"], pipe.targets, pipe.features or None,
                        run.config["source"].get("fill"), run.config["source"].get("duplicates"),
-                       static or None)
+                       static or None, pipe.known.future)
     panel = panel_covariates.attach(panel, pipe.known)
     pos = {s: i for i, s in enumerate(p["ids"])}
     unknown = [s for s in panel.ids if s not in pos]

@@ -25,7 +25,7 @@ from rnnkit.config import DataConfig
 from rnnkit.data import calendar, panel_covariates
 from rnnkit.data.covariates import Known
 from rnnkit.data.panel import PanelPipeline
-from rnnkit.data.read_panel import Panel
+from rnnkit.data.panel_table import Panel
 from rnnkit.errors import FewPointsWarning
 from rnnkit.evaluate import calendar_check
 from rnnkit.inference import BATCH

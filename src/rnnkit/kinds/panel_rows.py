@@ -8,8 +8,8 @@ import torch
 
 from rnnkit.data.pairs import Pairs, Segments
 from rnnkit.data.panel import PanelPipeline
+from rnnkit.data.panel_table import Panel
 from rnnkit.data.pipeline import Encoded
-from rnnkit.data.read_panel import Panel
 from rnnkit.inference import model_outputs
 
 BATCH = 1024  # windows per model call
