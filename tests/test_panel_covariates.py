@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_covariates import ar1
 
 import rnnkit
 from rnnkit.data import compact as compact_module
@@ -23,13 +24,6 @@ from rnnkit.errors import DataError
 
 PROMO_LIFT = 0.3  # a promotion day sells 30% more than the series' level
 WEEKEND_LIFT = 0.3
-
-
-def ar1(n: int, rng: np.random.Generator, phi: float) -> np.ndarray:
-    e = np.zeros(n)
-    for t in range(1, n):
-        e[t] = phi * e[t - 1] + rng.normal()
-    return e
 
 
 def promo_panel(series: int = 12, n: int = 240, ahead: int = 30, seed: int = 0
